@@ -1,0 +1,44 @@
+"""Parsing a JSON request body once: bytes -> dict -> validated wire model."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from .errors import APIError, validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+    "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not "
+    "valid JSON. If you have trouble figuring out how to fix this, please contact us through our "
+    "help center at help.openai.com.)"
+)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise APIError(400, _BAD_JSON) from None
+    if not isinstance(data, dict):
+        raise APIError(400, _BAD_JSON if data is None else
+                       "Invalid request body: expected a JSON object at the top level.")
+    return data
+
+
+def parse(model: type[M], data: dict[str, Any], strict: bool) -> M:
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as e:
+        raise validation_error(e) from None
+    if strict and obj.model_extra:
+        name = next(iter(obj.model_extra))
+        raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name,
+                       code="unrecognized_argument")
+    return obj

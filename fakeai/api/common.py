@@ -1,0 +1,60 @@
+"""Pieces shared by the generating routes: ids, fingerprints, usage, SSE framing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from ..engine.core import Engine, Generation
+
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+dumps = orjson.dumps
+
+
+def new_id(prefix: str) -> str:
+    return prefix + os.urandom(15).hex()
+
+
+def fingerprint(model_id: str) -> str:
+    return "fp_" + hashlib.blake2b(model_id.encode(), digest_size=5).hexdigest()
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
+    ct = gen.completion_tokens if completion_tokens is None else completion_tokens
+    return {
+        "prompt_tokens": gen.prompt_tokens,
+        "completion_tokens": ct,
+        "total_tokens": gen.prompt_tokens + ct,
+        "prompt_tokens_details": {"cached_tokens": gen.cached_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def paced(engine: Engine, gen: Generation,
+                render: Callable[[int, int], bytes]) -> AsyncIterator[bytes]:
+    """Drive ``gen`` on the engine's schedule; each due step range becomes one write."""
+    async for start, end in engine.run(gen):
+        yield render(start, end)

@@ -1,0 +1,163 @@
+"""``POST /v1/completions`` (legacy): string, list, token and token-list prompts, echo, best_of."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from fastapi import APIRouter, Request
+
+from ..engine.core import Choice, Engine, GenParams, Generation
+from ..engine.latency import Timing
+from ..schemas.common import stop_tuple
+from ..schemas.completions import CompletionRequest
+from . import common
+from .body import parse, read_json
+from .common import dumps
+from .errors import APIError
+
+router = APIRouter(tags=["completions"])
+
+_REQUEST_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": CompletionRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}")}},
+    }
+}
+
+
+def _prompts(prompt, tok) -> list[tuple[str, int]]:
+    """(text, token count) per prompt."""
+    if prompt is None:
+        prompt = "<|endoftext|>"
+    if isinstance(prompt, str):
+        return [(prompt, tok.count(prompt))]
+    if not prompt:
+        raise APIError(400, "Invalid 'prompt': empty array. Expected at least one prompt.", param="prompt")
+    if isinstance(prompt[0], int):
+        prompt = [prompt]
+    out = []
+    for p in prompt:
+        if isinstance(p, str):
+            out.append((p, tok.count(p)))
+            continue
+        if not p:
+            raise APIError(400, "Invalid 'prompt': a token array must not be empty.", param="prompt")
+        bad = next((t for t in p if t < 0 or t >= tok.n_vocab), None)
+        if bad is not None:
+            raise APIError(400, f"Invalid token in prompt: {bad}.", param="prompt")
+        out.append((tok.decode(p), len(p)))
+    return out
+
+
+@router.post("/v1/completions", openapi_extra=_REQUEST_SCHEMA)
+async def create_completion(request: Request):
+    app = request.app.state
+    raw = await read_json(request)
+    req = parse(CompletionRequest, raw, app.settings.strict_params)
+    engine: Engine = app.engine
+    model = engine.model(req.model)
+    if not model.capabilities.completions:
+        raise APIError(400, f"The model `{req.model}` does not support the completions endpoint.",
+                       param="model", code="model_not_supported")
+    best_of = req.best_of or req.n
+    if best_of < req.n:
+        raise APIError(400, "best_of must be greater than or equal to n.", param="best_of")
+    if req.stream and best_of > req.n:
+        raise APIError(400, "best_of cannot be used with stream.", param="best_of")
+    if req.stream_options is not None and not req.stream:
+        raise APIError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                       param="stream_options")
+    prompts = _prompts(req.prompt, engine.tokenizer(model))
+    seed_material = b""
+    if req.seed is not None:
+        keep = {k: v for k, v in raw.items() if k not in ("stream", "stream_options", "user")}
+        seed_material = dumps(keep, option=common.orjson.OPT_SORT_KEYS)
+    params = GenParams(max_tokens=req.max_tokens, n=best_of, seed=req.seed, stop=stop_tuple(req.stop),
+                       ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, seed_material=seed_material)
+    gen, texts = _generate(engine, model, prompts, params, req)
+    meta = {"id": common.new_id("cmpl-"), "model": req.model, "created": common.now(),
+            "fp": common.fingerprint(model.id)}
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return common.sse_response(_stream(engine, gen, meta, include_usage, texts if req.echo else None))
+    await engine.complete(gen)
+    return common.json_response(_render(gen, meta, texts if req.echo else None))
+
+
+def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest):
+    """One generation per prompt, batched into one: choices prompt-major, n per prompt."""
+    choices: list[Choice] = []
+    prompt_texts: list[str] = []
+    prompt_tokens = completion_extra = 0
+    ttft = itl = 0.0
+    for i, (text, count) in enumerate(prompts):
+        p = params if params.seed is None else replace(params, seed_material=params.seed_material + bytes([i % 256]))
+        if req.max_tokens == 0:
+            g = Generation(model, count, [Choice([], [], "length") for _ in range(p.n)],
+                           engine.latency(model).timing(count))
+        else:
+            g = engine.generate(model, count, p, text, param="prompt")
+        prompt_tokens += count
+        completion_extra += sum(len(c.ids) for c in g.choices[req.n:])  # best_of losers are billed
+        choices.extend(g.choices[: req.n])
+        prompt_texts.extend([text] * req.n)
+        ttft, itl = max(ttft, g.timing.ttft), max(itl, g.timing.itl)
+    gen = Generation(model, prompt_tokens, choices, Timing(ttft, itl))
+    gen.extra["billed_extra"] = completion_extra
+    return gen, prompt_texts
+
+
+def _usage(gen: Generation) -> dict:
+    u = common.usage(gen, gen.completion_tokens + gen.extra.get("billed_extra", 0))
+    del u["prompt_tokens_details"], u["completion_tokens_details"]
+    return u
+
+
+def _render(gen: Generation, meta: dict, echo: list[str] | None) -> bytes:
+    choices = [
+        {"text": (echo[i] if echo else "") + c.text, "index": i, "logprobs": None,
+         "finish_reason": c.finish_reason}
+        for i, c in enumerate(gen.choices)
+    ]
+    return dumps({"id": meta["id"], "object": "text_completion", "created": meta["created"],
+                  "model": meta["model"], "system_fingerprint": meta["fp"], "choices": choices,
+                  "usage": _usage(gen)})
+
+
+async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bool,
+                  echo: list[str] | None) -> AsyncIterator[bytes]:
+    head = (b'data: {"id":' + dumps(meta["id"]) + b',"object":"text_completion","created":'
+            + str(meta["created"]).encode() + b',"model":' + dumps(meta["model"])
+            + b',"system_fingerprint":' + dumps(meta["fp"]) + b',"choices":[')
+    tail = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
+    choices = gen.choices
+
+    def chunk(i: int, text: str, finish: str | None) -> bytes:
+        return (head + b'{"text":' + dumps(text) + b',"index":' + str(i).encode()
+                + b',"logprobs":null,"finish_reason":' + dumps(finish) + b"}" + tail)
+
+    def render(start: int, end: int) -> bytes:
+        out = []
+        for step in range(start, end):
+            for i, c in enumerate(choices):
+                if step == 0 and echo:
+                    out.append(chunk(i, echo[i], None))
+                if step < len(c.texts):
+                    out.append(chunk(i, c.texts[step], None))
+                if step == len(c.texts) - 1 or (step == 0 and not c.texts):
+                    out.append(chunk(i, "", c.finish_reason))
+        return b"".join(out)
+
+    if gen.steps == 0:
+        async for _ in engine.run(gen):
+            pass
+        yield render(0, 1)
+    else:
+        async for data in common.paced(engine, gen, render):
+            yield data
+    if include_usage:
+        yield head + b'],"usage":' + dumps(_usage(gen)) + b"}\n\n" + common.DONE
+    else:
+        yield common.DONE

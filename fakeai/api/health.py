@@ -1,0 +1,22 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from .common import dumps, json_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(request: Request):
+    state = request.app.state
+    cap = state.engine.capacity
+    return json_response(dumps({"status": "healthy", "ready": True, "version": state.version,
+                                "running": cap.running, "waiting": cap.waiting}))
+
+
+@router.get("/health/ready")
+async def ready(request: Request):
+    return json_response(dumps({"status": "ready", "ready": True}))

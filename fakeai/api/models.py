@@ -1,0 +1,52 @@
+"""``/v1/models``: the catalog on the wire."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ..engine.core import Engine
+from ..registry import ModelDef
+from .common import dumps, json_response
+
+router = APIRouter(tags=["models"])
+
+
+def model_object(m: ModelDef) -> dict:
+    return {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
+
+
+def _listing(engine: Engine) -> bytes:
+    """The list body, rebuilt only when the registry changes."""
+    reg = engine.registry
+    key = reg.version if hasattr(reg, "version") else len(reg.list())
+    cached = getattr(engine, "_models_body", None)
+    if cached is None or cached[0] != key:
+        body = dumps({"object": "list", "data": [model_object(m) for m in reg.list()]})
+        engine._models_body = cached = (key, body)
+    return cached[1]
+
+
+@router.get("/v1/models")
+async def list_models(request: Request):
+    return json_response(_listing(request.app.state.engine))
+
+
+# Declared before the catch-all path route: model ids may themselves contain '/'.
+@router.get("/v1/models/{model_id:path}/capabilities")
+async def model_capabilities(model_id: str, request: Request):
+    m = request.app.state.engine.model(model_id)
+    body = model_object(m) | {
+        "capabilities": m.capabilities.as_dict(),
+        "context_window": m.context_window,
+        "max_output_tokens": m.max_output_tokens,
+        "tokenizer": m.tokenizer,
+        "tokenizer_exact": m.tokenizer_exact,
+        "pricing": {"input": m.pricing.input, "cached_input": m.pricing.cached_input,
+                    "output": m.pricing.output, "unit": "USD per 1M tokens"},
+    }
+    return json_response(dumps(body))
+
+
+@router.get("/v1/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request):
+    return json_response(dumps(model_object(request.app.state.engine.model(model_id))))

@@ -1,0 +1,72 @@
+"""Run the real fakeai server as a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, port: int) -> None:
+        self.proc, self.port = proc, port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.api_url = self.base_url + "/v1"
+
+    def client(self, **kw):
+        import openai
+
+        return openai.OpenAI(base_url=self.api_url, api_key="sk-test", max_retries=0, **kw)
+
+    def async_client(self, **kw):
+        import openai
+
+        return openai.AsyncOpenAI(base_url=self.api_url, api_key="sk-test", max_retries=0, **kw)
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+
+@contextmanager
+def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 30.0):
+    """Start ``fakeai server ARGS`` and wait until /health answers; stop it afterwards."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FAKEAI_")}
+    full_env.update(env or {})
+    cmd = [sys.executable, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", *args]
+    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = Server(proc, port)
+    deadline = time.monotonic() + ready_timeout
+    try:
+        while True:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode(errors="replace")
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
+            try:
+                if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become ready")
+            time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,213 @@
+"""Schedule maths, the shared timer, the capacity gate and Engine.run, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from fakeai.engine import schedule
+from fakeai.engine.capacity import Capacity
+from fakeai.engine.clock import Ticker
+from fakeai.engine.latency import LatencyModel, Timing, noise_factor
+
+
+# -- pure maths -------------------------------------------------------------------
+def test_deadlines_are_absolute():
+    assert schedule.deadline(10.0, 0.02, 0) == 10.0
+    assert schedule.deadline(10.0, 0.02, 50) == pytest.approx(11.0)
+    assert schedule.finish_time(10.0, 0.02, 64) == pytest.approx(10.0 + 63 * 0.02)
+    assert schedule.finish_time(10.0, 0.02, 1) == 10.0
+    assert schedule.finish_time(10.0, 0.02, 0) == 10.0
+
+
+def test_due_count():
+    first, itl = 5.0, 0.1
+    assert schedule.due_count(first, itl, 4.999, 10) == 0
+    assert schedule.due_count(first, itl, 5.0, 10) == 1
+    assert schedule.due_count(first, itl, 5.0999, 10) == 1
+    assert schedule.due_count(first, itl, 5.1, 10) == 2  # exactly on a deadline counts
+    assert schedule.due_count(first, itl, 5.35, 10) == 4
+    assert schedule.due_count(first, itl, 99.0, 10) == 10  # never more than total
+    assert schedule.due_count(first, 0.0, 5.0, 10) == 10  # zero ITL: all at once
+
+
+def test_slot_never_before_deadline():
+    for when in (0.0011, 0.001, 1.23456, 1000.0004):
+        slot = schedule.slot_of(when, 0.001)
+        assert slot * 0.001 >= when - 1e-9
+        assert slot * 0.001 < when + 0.001
+
+
+# -- fake clock ---------------------------------------------------------------------
+class FakeTicker:
+    """Virtual time: sleeping jumps the clock to the deadline plus a chosen lateness."""
+
+    def __init__(self, lateness: float = 0.0) -> None:
+        self.now = 100.0
+        self.lateness = lateness
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep_until(self, when: float) -> None:
+        self.sleeps.append(when)
+        self.now = max(self.now, when + self.lateness)
+
+
+class _Gen:
+    def __init__(self, steps: int, ttft: float, itl: float) -> None:
+        self.steps = steps
+        self.timing = Timing(ttft, itl)
+
+
+def _engine(ticker, max_running=4):
+    from fakeai.engine.core import Engine
+
+    eng = Engine.__new__(Engine)
+    eng.ticker = ticker
+    eng.capacity = Capacity(max_running)
+    return eng
+
+
+async def _collect(eng, gen):
+    out = []
+    async for start, end in eng.run(gen):
+        out.append((eng.ticker.time(), start, end))
+    return out
+
+
+def test_run_emits_each_token_on_its_deadline():
+    t = FakeTicker()
+    out = asyncio.run(_collect(_engine(t), _Gen(5, ttft=0.2, itl=0.02)))
+    assert [(s, e) for _, s, e in out] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    times = [round(when - 100.0, 6) for when, _, _ in out]
+    assert times == [0.2, 0.22, 0.24, 0.26, 0.28]
+
+
+def test_late_wakeups_coalesce_without_drift():
+    # every wake-up is 45 ms late with a 20 ms ITL: due tokens go out together,
+    # and the schedule stays anchored to the first deadline
+    t = FakeTicker(lateness=0.045)
+    out = asyncio.run(_collect(_engine(t), _Gen(10, ttft=0.1, itl=0.02)))
+    ranges = [(s, e) for _, s, e in out]
+    assert ranges[0] == (0, 3)  # woke at 0.145: tokens due at .10, .12, .14
+    assert ranges[-1][1] == 10
+    assert all(b[0] == a[1] for a, b in zip(ranges, ranges[1:]))  # contiguous, nothing lost
+    assert len(out) < 10  # coalesced into fewer writes
+    for when, _, end in out:  # never emits a token before its deadline
+        assert schedule.deadline(100.1, 0.02, end - 1) <= when + 1e-9
+
+
+def test_zero_latency_is_one_write():
+    t = FakeTicker()
+    out = asyncio.run(_collect(_engine(t), _Gen(128, ttft=0.0, itl=0.0)))
+    assert [(s, e) for _, s, e in out] == [(0, 128)]
+
+
+def test_capacity_queues_in_fifo_order_and_hands_over_slots():
+    async def main():
+        cap = Capacity(2)
+        order = []
+
+        async def job(i, hold: asyncio.Event):
+            await cap.acquire()
+            order.append(i)
+            await hold.wait()
+            cap.release()
+
+        holds = [asyncio.Event() for _ in range(5)]
+        tasks = [asyncio.create_task(job(i, holds[i])) for i in range(5)]
+        await asyncio.sleep(0)
+        assert (cap.running, cap.waiting) == (2, 3)
+        assert order == [0, 1]
+        holds[1].set()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert order == [0, 1, 2]
+        assert (cap.running, cap.waiting) == (2, 2)
+        tasks[3].cancel()  # a waiter that gives up leaves the queue
+        await asyncio.sleep(0)
+        assert cap.waiting == 1
+        for h in holds:
+            h.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert order == [0, 1, 2, 4]
+        assert (cap.running, cap.waiting) == (0, 0)
+
+    asyncio.run(main())
+
+
+def test_capacity_resize():
+    async def main():
+        cap = Capacity(1)
+        await cap.acquire()
+        waiter = asyncio.create_task(cap.acquire())
+        await asyncio.sleep(0)
+        assert cap.waiting == 1
+        cap.resize(2)
+        await waiter
+        assert (cap.running, cap.waiting) == (2, 0)
+        cap.resize(1)
+        cap.release()
+        cap.release()
+        assert cap.running == 0
+
+    asyncio.run(main())
+
+
+def test_ticker_groups_waiters_into_one_timer_per_slot():
+    async def main():
+        loop = asyncio.get_running_loop()
+        armed = []
+        real_call_at = loop.call_at
+
+        def spy(when, cb, *args):
+            armed.append(when)
+            return real_call_at(when, cb, *args)
+
+        loop.call_at = spy
+        ticker = Ticker(0.005)
+        t0 = loop.time()
+        target = t0 + 0.02
+        await asyncio.gather(*(ticker.sleep_until(target) for _ in range(50)))
+        assert loop.time() >= target
+        assert len(armed) == 1  # fifty waiters, one loop timer
+        assert ticker.pending_slots == 0
+        await ticker.sleep_until(t0 - 1)  # past deadlines return at once
+        assert len(armed) == 1
+
+    asyncio.run(main())
+
+
+# -- latency model ------------------------------------------------------------------
+class _Profile:
+    prefill_overhead_ms, prefill_ms_per_token, itl_ms, jitter, jitter_dist = 20.0, 0.1, 10.0, 0.1, "normal"
+
+
+def test_latency_model_prefill_formula():
+    lm = LatencyModel.build(_Profile, None, None, 0.0, "normal")
+    assert lm.ttft_s(1000) == pytest.approx((20 + 0.1 * 1000) / 1000)
+    assert lm.itl_s() == pytest.approx(0.010)
+
+
+def test_fixed_ttft_replaces_prefill_and_disables_profile_jitter():
+    lm = LatencyModel.build(_Profile, 300.0, 15.0, None, "normal")
+    rng = random.Random(1)
+    assert lm.ttft_s(5000, rng) == pytest.approx(0.3)
+    assert lm.itl_s(rng) == pytest.approx(0.015)
+    profile_jitter = LatencyModel.build(_Profile, None, None, None, "normal")
+    assert profile_jitter.jitter == 0.1
+
+
+@pytest.mark.parametrize("dist", ["normal", "lognormal"])
+def test_noise_factor_mean_and_spread(dist):
+    rng = random.Random(7)
+    xs = [noise_factor(0.1, dist, rng) for _ in range(20000)]
+    mean = sum(xs) / len(xs)
+    sd = (sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5
+    assert mean == pytest.approx(1.0, abs=0.01)
+    assert sd == pytest.approx(0.1, abs=0.01)
+    assert min(xs) >= 0.25 and max(xs) <= 4.0
