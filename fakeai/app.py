@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from . import __version__
 from .api import chat, completions, errors, health, models
 from .api.middleware import RequestMeta
 from .config import Settings
 from .engine.core import Engine
+from .engine.text import get_text_generator
 from .registry import ModelRegistry
 
 log = logging.getLogger("fakeai")
+
+_ROUTERS = (health, models, chat, completions)
+
+
+def _warm(encodings: list[str]) -> None:
+    """Load tokenizers and text generators off the event loop, most used first."""
+    for enc in encodings:
+        get_text_generator(enc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,16 +33,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = ModelRegistry.load(extra_paths=settings.models_file)
     engine = Engine(settings, registry)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Ready at once; tokenizers warm in the background (a request that needs
+        # one before then waits for it, it is never approximated).
+        order = ["o200k_base", *dict.fromkeys(m.tokenizer for m in registry.list())]
+        warm = asyncio.get_running_loop().run_in_executor(None, _warm, list(dict.fromkeys(order)))
+        app.state.warm = warm
+        yield
+
     app = FastAPI(
         title="fakeai",
         version=__version__,
         description="A simulator of an OpenAI-compatible LLM inference service.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.version = __version__
     errors.install(app)
-    for module in (health, models, chat, completions):
+    for module in _ROUTERS:
         app.include_router(module.router)
     app.add_middleware(RequestMeta, max_body=settings.max_request_bytes)
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document plus the request schemas of routes that parse their own bodies."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for module in _ROUTERS:
+            schemas.update(getattr(module, "COMPONENTS", {}))
+        app.openapi_schema = doc
+    return app.openapi_schema

@@ -42,3 +42,13 @@ def parse(model: type[M], data: dict[str, Any], strict: bool) -> M:
         raise APIError(400, f"Unrecognized request argument supplied: {name}", param=name,
                        code="unrecognized_argument")
     return obj
+
+
+def request_body_schema(model: type[BaseModel]) -> tuple[dict, dict]:
+    """OpenAPI ``requestBody`` for a route that parses its body itself, and the
+    component schemas it references (merged into /openapi.json by the app)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.pop("$defs", {})
+    components[model.__name__] = schema
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}, components

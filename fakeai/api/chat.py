@@ -11,19 +11,13 @@ from ..engine.prompt import last_user_text
 from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
 from . import common
-from .body import parse, read_json
+from .body import parse, read_json, request_body_schema
 from .common import dumps
 from .errors import APIError
 
 router = APIRouter(tags=["chat"])
 
-_REQUEST_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}")}},
-    }
-}
+_REQUEST_SCHEMA, COMPONENTS = request_body_schema(ChatCompletionRequest)
 
 
 def _params(req: ChatCompletionRequest, raw: dict) -> GenParams:

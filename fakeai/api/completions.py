@@ -12,19 +12,13 @@ from ..engine.latency import Timing
 from ..schemas.common import stop_tuple
 from ..schemas.completions import CompletionRequest
 from . import common
-from .body import parse, read_json
+from .body import parse, read_json, request_body_schema
 from .common import dumps
 from .errors import APIError
 
 router = APIRouter(tags=["completions"])
 
-_REQUEST_SCHEMA = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": CompletionRequest.model_json_schema(
-            ref_template="#/components/schemas/{model}")}},
-    }
-}
+_REQUEST_SCHEMA, COMPONENTS = request_body_schema(CompletionRequest)
 
 
 def _prompts(prompt, tok) -> list[tuple[str, int]]:
