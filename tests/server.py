@@ -55,7 +55,7 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
                 out = proc.stdout.read().decode(errors="replace")
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
             try:
-                if httpx.get(server.base_url + "/health", timeout=1).status_code == 200:
+                if httpx.get(server.base_url + "/health/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -70,3 +70,13 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

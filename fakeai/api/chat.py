@@ -21,10 +21,6 @@ _REQUEST_SCHEMA, COMPONENTS = request_body_schema(ChatCompletionRequest)
 
 
 def _params(req: ChatCompletionRequest, raw: dict) -> GenParams:
-    seed_material = b""
-    if req.seed is not None:
-        keep = {k: v for k, v in raw.items() if k not in ("stream", "stream_options", "user", "metadata")}
-        seed_material = dumps(keep, option=common.orjson.OPT_SORT_KEYS)
     return GenParams(
         max_tokens=req.completion_limit,
         n=req.n,
@@ -32,7 +28,7 @@ def _params(req: ChatCompletionRequest, raw: dict) -> GenParams:
         stop=stop_tuple(req.stop),
         ignore_eos=req.ignore_eos,
         min_tokens=req.min_tokens,
-        seed_material=seed_material,
+        seed_material=common.seed_material(raw, req.seed),
     )
 
 

@@ -17,6 +17,22 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 dumps = orjson.dumps
 
 
+# Fields that only truncate, frame or label the output: a seeded request gives the
+# same underlying text whatever they are (a real model's sampling works the same way).
+_NOT_SEEDED = frozenset({
+    "stream", "stream_options", "user", "metadata", "store", "service_tier", "stop", "n", "best_of",
+    "max_tokens", "max_completion_tokens", "ignore_eos", "min_tokens", "logprobs", "top_logprobs",
+    "echo", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
+})
+
+
+def seed_material(raw: dict, seed: int | None) -> bytes:
+    """Canonical bytes of what determines a seeded request's text."""
+    if seed is None:
+        return b""
+    return dumps({k: v for k, v in raw.items() if k not in _NOT_SEEDED}, option=orjson.OPT_SORT_KEYS)
+
+
 def new_id(prefix: str) -> str:
     return prefix + os.urandom(15).hex()
 

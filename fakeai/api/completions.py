@@ -64,10 +64,7 @@ async def create_completion(request: Request):
         raise APIError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                        param="stream_options")
     prompts = _prompts(req.prompt, engine.tokenizer(model))
-    seed_material = b""
-    if req.seed is not None:
-        keep = {k: v for k, v in raw.items() if k not in ("stream", "stream_options", "user")}
-        seed_material = dumps(keep, option=common.orjson.OPT_SORT_KEYS)
+    seed_material = common.seed_material(raw, req.seed)
     params = GenParams(max_tokens=req.max_tokens, n=best_of, seed=req.seed, stop=stop_tuple(req.stop),
                        ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, seed_material=seed_material)
     gen, texts = _generate(engine, model, prompts, params, req)

@@ -19,4 +19,8 @@ async def health(request: Request):
 
 @router.get("/health/ready")
 async def ready(request: Request):
+    """503 until every catalog tokenizer is loaded, so no request waits for one."""
+    warm = getattr(request.app.state, "warm", None)
+    if warm is None or not warm.done():
+        return json_response(dumps({"status": "starting", "ready": False}), status=503)
     return json_response(dumps({"status": "ready", "ready": True}))

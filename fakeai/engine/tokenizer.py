@@ -139,7 +139,7 @@ class Tokenizer:
         return text
 
 
-_lock = threading.Lock()
+_locks = {name: threading.Lock() for name in _SPECS}
 
 
 @lru_cache(maxsize=None)
@@ -156,5 +156,5 @@ def get_tokenizer(name: str) -> Tokenizer:
     """The tokenizer for an encoding name (loaded once, thread-safe)."""
     if name not in _SPECS:
         raise KeyError(f"unknown encoding {name!r}; known: {', '.join(_SPECS)}")
-    with _lock:
+    with _locks[name]:  # one loader per encoding; others load in parallel
         return _load(name)
