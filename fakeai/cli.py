@@ -85,7 +85,7 @@ def cmd_server(ns: argparse.Namespace) -> int:
     app = create_app(s)
     print(f"fakeai {__version__} serving on http://{s.host}:{s.port}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=s.host, port=s.port, log_level=s.log_level, access_log=s.access_log,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=5)
+                loop="uvloop", http="httptools", proxy_headers=False, timeout_graceful_shutdown=5)
     return 0
 
 

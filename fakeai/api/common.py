@@ -8,12 +8,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ..engine.core import Engine, Generation
+from .fastpath import SSEResponse
 
 DONE = b"data: [DONE]\n\n"
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 dumps = orjson.dumps
 
 
@@ -65,8 +65,8 @@ def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+def sse_response(events: AsyncIterator[bytes]) -> SSEResponse:
+    return SSEResponse(events)
 
 
 async def paced(engine: Engine, gen: Generation,
