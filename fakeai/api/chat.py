@@ -49,7 +49,8 @@ async def create_chat_completion(request: Request):
         raise APIError(400, f"The model `{req.model}` does not support chat completions.",
                        param="model", code="model_not_supported")
     prompt_tokens = engine.count_chat_prompt(model, req.messages)
-    gen = engine.generate(model, prompt_tokens, _params(req, raw), last_user_text(req.messages))
+    gen = engine.generate(model, prompt_tokens, _params(req, raw), last_user_text(req.messages),
+                          arrival=common.arrival(request))
     meta = {"id": common.new_id("chatcmpl-"), "model": req.model, "created": common.now(),
             "fp": common.fingerprint(model.id)}
     if req.stream:

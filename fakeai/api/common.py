@@ -61,6 +61,11 @@ def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
     }
 
 
+def arrival(request) -> float | None:
+    """When the request reached the app, on the engine's clock (set by RequestMeta)."""
+    return request.scope.get("state", {}).get("arrival")
+
+
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 

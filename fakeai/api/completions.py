@@ -67,7 +67,7 @@ async def create_completion(request: Request):
     seed_material = common.seed_material(raw, req.seed)
     params = GenParams(max_tokens=req.max_tokens, n=best_of, seed=req.seed, stop=stop_tuple(req.stop),
                        ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, seed_material=seed_material)
-    gen, texts = _generate(engine, model, prompts, params, req)
+    gen, texts = _generate(engine, model, prompts, params, req, common.arrival(request))
     meta = {"id": common.new_id("cmpl-"), "model": req.model, "created": common.now(),
             "fp": common.fingerprint(model.id)}
     if req.stream:
@@ -77,7 +77,7 @@ async def create_completion(request: Request):
     return common.json_response(_render(gen, meta, texts if req.echo else None))
 
 
-def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest):
+def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest, arrival: float | None):
     """One generation per prompt, batched into one: choices prompt-major, n per prompt."""
     choices: list[Choice] = []
     prompt_texts: list[str] = []
@@ -95,7 +95,7 @@ def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest)
         choices.extend(g.choices[: req.n])
         prompt_texts.extend([text] * req.n)
         ttft, itl = max(ttft, g.timing.ttft), max(itl, g.timing.itl)
-    gen = Generation(model, prompt_tokens, choices, Timing(ttft, itl))
+    gen = Generation(model, prompt_tokens, choices, Timing(ttft, itl), arrival=arrival)
     gen.extra["billed_extra"] = completion_extra
     return gen, prompt_texts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -22,7 +23,9 @@ class RequestMeta:
             return await self.app(scope, receive, send)
         t0 = time.perf_counter()
         rid = "req_" + os.urandom(16).hex()
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state["arrival"] = asyncio.get_running_loop().time()  # the engine's clock
         limit = self.max_body
         for k, v in scope["headers"]:
             if k == b"content-length":

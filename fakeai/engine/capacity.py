@@ -23,11 +23,12 @@ class Capacity:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> bool:
+        """Take a slot; returns True if the request had to wait in the queue."""
         if self.running < self.max_running and not self._waiters:
             self.running += 1
             self.admitted += 1
-            return
+            return False
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
@@ -39,6 +40,7 @@ class Capacity:
                 self._remove(fut)
             raise
         self.admitted += 1
+        return True
 
     def _remove(self, fut: asyncio.Future) -> None:
         try:

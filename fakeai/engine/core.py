@@ -66,6 +66,7 @@ class Generation:
     choices: list[Choice]
     timing: Timing
     cached_tokens: int = 0
+    arrival: float | None = None  # loop time the request arrived; TTFT counts from it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,7 +146,8 @@ class Engine:
         return random.Random(int.from_bytes(h.digest(), "little"))
 
     def generate(self, model: ModelDef, prompt_tokens: int, params: GenParams,
-                 prompt_text: str = "", param: str = "messages") -> Generation:
+                 prompt_text: str = "", param: str = "messages",
+                 arrival: float | None = None) -> Generation:
         budget = self.max_new_tokens(model, prompt_tokens, params.max_tokens, param)
         s = self.settings
         words = topic_words(prompt_text) if prompt_text else ()
@@ -169,19 +171,30 @@ class Engine:
                     ids, texts, finish = ids[:cut[0]], cut[1], "stop"
             choices.append(Choice(ids, texts, finish))
         timing = self.latency(model).timing(prompt_tokens, rng)
-        return Generation(model, prompt_tokens, choices, timing)
+        return Generation(model, prompt_tokens, choices, timing, arrival=arrival)
 
     # -- pacing ---------------------------------------------------------------------
+    async def _admit(self, gen: Generation) -> float:
+        """Wait for a slot; return the deadline of the first token.
+
+        A request admitted at once started at its arrival, so the time spent
+        parsing and tokenizing it is part of its TTFT rather than added to it;
+        a queued one starts when its slot frees.
+        """
+        waited = await self.capacity.acquire()
+        now = self.ticker.time()
+        start = now if waited or gen.arrival is None else min(gen.arrival, now)
+        return start + gen.timing.ttft
+
     async def run(self, gen: Generation) -> AsyncIterator[tuple[int, int]]:
         """Yield ``(start, end)`` step ranges as they fall due, behind the capacity gate.
 
         Late steps are coalesced: everything already due comes out in one range.
         """
         total = gen.steps
-        await self.capacity.acquire()
+        first = await self._admit(gen)
         try:
             ticker = self.ticker
-            first = ticker.time() + gen.timing.ttft
             itl = gen.timing.itl
             sent = 0
             if total == 0:
@@ -199,11 +212,9 @@ class Engine:
 
     async def complete(self, gen: Generation) -> None:
         """Hold a non-streaming request until its last token is due."""
-        await self.capacity.acquire()
+        first = await self._admit(gen)
         try:
-            ticker = self.ticker
-            first = ticker.time() + gen.timing.ttft
-            await ticker.sleep_until(schedule.finish_time(first, gen.timing.itl, gen.steps))
+            await self.ticker.sleep_until(schedule.finish_time(first, gen.timing.itl, gen.steps))
         finally:
             self.capacity.release()
 

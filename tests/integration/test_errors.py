@@ -608,6 +608,17 @@ def test_non_list_tool_calls_is_400(limited, tool_calls):
     expect_error(r, 400, param="messages[0].tool_calls")
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "server bug: fakeai/api/completions.py _prompts() (line ~41) only checks 0 <= id < tok.n_vocab, but "
+    "the vocabularies have holes (cl100k_base: 100256 and 100261-100275; o200k_base: 199998 and "
+    "200000-200017); tok.decode() then raises KeyError -> 500 instead of 400"))
+@pytest.mark.parametrize("model,token", [(INSTRUCT, 100256), (INSTRUCT, 100270), (MODEL, 199998),
+                                         (MODEL, 200005)])
+def test_token_id_in_a_vocabulary_hole_is_400(limited, model, token):
+    r = httpx.post(limited.base_url + COMPLETIONS, json={"model": model, "prompt": [1, token], "max_tokens": 2})
+    expect_error(r, 400, param="prompt")
+
+
 # --------------------------------------------------------------------------- request ids
 def test_every_error_carries_a_unique_request_id(http, limited):
     responses = [

@@ -58,9 +58,10 @@ class FakeTicker:
 
 
 class _Gen:
-    def __init__(self, steps: int, ttft: float, itl: float) -> None:
+    def __init__(self, steps: int, ttft: float, itl: float, arrival: float | None = None) -> None:
         self.steps = steps
         self.timing = Timing(ttft, itl)
+        self.arrival = arrival
 
 
 def _engine(ticker, max_running=4):
@@ -99,6 +100,27 @@ def test_late_wakeups_coalesce_without_drift():
     assert len(out) < 10  # coalesced into fewer writes
     for when, _, end in out:  # never emits a token before its deadline
         assert schedule.deadline(100.1, 0.02, end - 1) <= when + 1e-9
+
+
+def test_ttft_counts_from_arrival_unless_queued():
+    # parsed and admitted 30 ms after arrival: the first token is still due at arrival + TTFT
+    t = FakeTicker()
+    eng = _engine(t, max_running=1)
+    out = asyncio.run(_collect(eng, _Gen(2, ttft=0.2, itl=0.02, arrival=t.now - 0.03)))
+    assert round(out[0][0] - 100.0, 6) == 0.17
+
+    async def queued():
+        await eng.capacity.acquire()  # the only slot is taken
+        gen = _Gen(1, ttft=0.2, itl=0.02, arrival=t.now - 0.03)
+        task = asyncio.create_task(_collect(eng, gen))
+        await asyncio.sleep(0)
+        t.now += 1.0  # the slot frees a second later
+        eng.capacity.release()
+        return await task
+
+    start = t.now
+    out = asyncio.run(queued())
+    assert round(out[0][0] - start, 6) == 1.2  # queued: TTFT counts from admission
 
 
 def test_zero_latency_is_one_write():
