@@ -38,7 +38,7 @@ def _prompts(prompt, tok) -> list[tuple[str, int]]:
             continue
         if not p:
             raise APIError(400, "Invalid 'prompt': a token array must not be empty.", param="prompt")
-        bad = next((t for t in p if t < 0 or t >= tok.n_vocab), None)
+        bad = next((t for t in p if not tok.is_token(t)), None)
         if bad is not None:
             raise APIError(400, f"Invalid token in prompt: {bad}.", param="prompt")
         out.append((tok.decode(p), len(p)))

@@ -73,10 +73,18 @@ def _describe(err: dict[str, Any], param: str) -> tuple[str, str | None]:
     return f"Invalid type for '{param}': {err['msg']}.", "invalid_type"
 
 
+def _rank(err: dict[str, Any]) -> int:
+    t = err["type"]
+    if t == "missing":
+        return 0
+    return 2 if t.endswith("_type") or t.endswith("_parsing") or t == "model_type" else 1
+
+
 def validation_error(exc: ValidationError | RequestValidationError, prefix: tuple = ()) -> APIError:
-    errors = exc.errors()
-    # prefer a 'missing' error, then the first one, like OpenAI's one-problem-at-a-time messages
-    err = next((e for e in errors if e["type"] == "missing"), errors[0])
+    # one problem at a time, like OpenAI: a missing field first, then a bad value (a union
+    # reports a type error for each branch it did not take, so those come last)
+    errors = sorted(exc.errors(), key=_rank)
+    err = errors[0]
     loc = tuple(err.get("loc", ()))
     if prefix and loc[: len(prefix)] == prefix:
         loc = loc[len(prefix):]

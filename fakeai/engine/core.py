@@ -19,7 +19,7 @@ from ..registry import ModelDef, ModelRegistry
 from . import schedule
 from .capacity import Capacity
 from .clock import Ticker
-from .errors import ContextLengthExceeded, ModelNotFound
+from .errors import ContextLengthExceeded, EngineError, ModelNotFound
 from .latency import LatencyModel, Timing
 from .lengths import natural_length
 from .prompt import count_chat, last_user_text
@@ -149,6 +149,8 @@ class Engine:
                  prompt_text: str = "", param: str = "messages",
                  arrival: float | None = None) -> Generation:
         budget = self.max_new_tokens(model, prompt_tokens, params.max_tokens, param)
+        if params.max_tokens is not None and params.min_tokens > params.max_tokens:
+            raise EngineError("min_tokens must be less than or equal to max_tokens.", param="min_tokens")
         s = self.settings
         words = topic_words(prompt_text) if prompt_text else ()
         textgen = self._text(model)

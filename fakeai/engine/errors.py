@@ -41,16 +41,17 @@ class ContextLengthExceeded(EngineError):
 
     def __init__(self, limit: int, prompt_tokens: int, completion_tokens: int | None,
                  param: str = "messages") -> None:
+        what = "prompt" if param == "prompt" else "messages"
         if completion_tokens:
             msg = (
                 f"This model's maximum context length is {limit} tokens. However, you requested "
-                f"{prompt_tokens + completion_tokens} tokens ({prompt_tokens} in the messages, "
+                f"{prompt_tokens + completion_tokens} tokens ({prompt_tokens} in the {what}, "
                 f"{completion_tokens} in the completion). Please reduce the length of the "
-                "messages or completion."
+                f"{what} or completion."
             )
         else:
             msg = (
-                f"This model's maximum context length is {limit} tokens. However, your messages "
-                f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages."
+                f"This model's maximum context length is {limit} tokens. However, your {what} "
+                f"resulted in {prompt_tokens} tokens. Please reduce the length of the {what}."
             )
         super().__init__(msg, param=param)

@@ -126,6 +126,16 @@ class Tokenizer:
     def decode(self, ids: list[int]) -> str:
         return self._enc.decode(ids)
 
+    def is_token(self, token: int) -> bool:
+        """Whether ``token`` is an id of this vocabulary (vocabularies have unused gaps)."""
+        if token in self._text_cache:
+            return True
+        try:
+            self._enc.decode_single_token_bytes(token)
+        except (KeyError, OverflowError, ValueError):
+            return False
+        return True
+
     def token_bytes(self, token: int) -> bytes:
         return self._enc.decode_single_token_bytes(token)
 

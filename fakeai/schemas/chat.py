@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .common import Extensions, Penalty, Probability, StreamOptions, Temperature
+from .common import STRICT, Extensions, Penalty, Probability, StreamOptions, Temperature
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 class ChatCompletionRequest(Extensions):
-    model_config = ConfigDict(extra="allow")
+    model_config = STRICT
 
     model: str
     messages: Annotated[list[dict[str, Any]], Field(min_length=1)]
@@ -88,6 +88,10 @@ def check_messages(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                     return (f"{where}.content[{j}]",
                             f"Invalid value for '{where}.content[{j}]': expected an object with a 'type'.")
+        calls = msg.get("tool_calls")
+        if calls is not None and (not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls)):
+            return (f"{where}.tool_calls", f"Invalid type for '{where}.tool_calls': expected an array of "
+                    f"objects, but got {_kind(calls)} instead.")
         if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
             return f"{where}.tool_call_id", f"Missing required parameter: '{where}.tool_call_id'."
         name = msg.get("name")

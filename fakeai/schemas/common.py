@@ -11,14 +11,20 @@ Penalty = Annotated[float, Field(ge=-2, le=2)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
+# strict: JSON types are not coerced ("0.5" is not a number, 1 is not a boolean), as OpenAI
+STRICT = ConfigDict(extra="allow", strict=True)
+
+
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = STRICT
     include_usage: bool | None = None
     include_obfuscation: bool | None = None
 
 
 class Extensions(BaseModel):
     """vLLM / NIM sampling extensions that benchmark clients send."""
+
+    model_config = STRICT
 
     ignore_eos: bool = False
     min_tokens: Annotated[int, Field(ge=0)] = 0

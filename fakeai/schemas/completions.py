@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from .common import Extensions, Penalty, Probability, StreamOptions, Temperature
+from .common import STRICT, Extensions, Penalty, Probability, StreamOptions, Temperature
 
 Prompt = str | list[str] | list[int] | list[list[int]]
 
 
 class CompletionRequest(Extensions):
-    model_config = ConfigDict(extra="allow")
+    model_config = STRICT
 
     model: str
     prompt: Prompt | None = "<|endoftext|>"

@@ -186,11 +186,9 @@ def test_config_text_output_lists_every_field_with_its_source():
 # "--port 0" keeps a server that wrongly starts anyway off the well-known port
 @pytest.mark.parametrize("args, env, words", [
     (["--port", "abc"], {}, ["port", "(cli)"]),
-    (["--port", "0", "--max-num-seqs", "0"], {}, ["max_num_seqs", "(cli)"]),
     (["--port", "0"], {"FAKEAI_TTFT_MS": "-1"}, ["ttft_ms", "env:FAKEAI_TTFT_MS"]),
     ([], {"FAKEAI_PORT": "abc"}, ["port", "env:FAKEAI_PORT"]),
     (["--port", "0", "--jitter-dist", "cauchy"], {}, ["--jitter-dist", "cauchy"]),
-    (["--port", "0", "--output-length", "bogus"], {}, ["--output-length", "bogus"]),
     (["--port", "0", "--timer-resolution-ms", "500"], {}, ["timer_resolution_ms"]),
     (["--port", "0", "--config", "/nonexistent/fakeai.toml"], {}, ["/nonexistent/fakeai.toml"]),
 ])

@@ -416,10 +416,11 @@ def test_min_tokens_is_respected(client):
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
-def test_min_tokens_never_exceeds_max_tokens(client):
-    body, _ = create_raw(client, prompt=PROMPT, max_tokens=20, min_tokens=100)
-    assert body["usage"]["completion_tokens"] == 20
-    assert body["choices"][0]["finish_reason"] == "length"
+def test_min_tokens_above_max_tokens_is_400(client):
+    # as vLLM: min_tokens may not exceed max_tokens
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=20, extra_body={"min_tokens": 100})
+    assert e.value.body["param"] == "min_tokens"
 
 
 # --------------------------------------------------------------------------- async
