@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import typing
 from typing import Any
@@ -22,7 +23,7 @@ def _add_settings_flags(p: argparse.ArgumentParser) -> None:
     for name, f in Settings.model_fields.items():
         flags = [*CLI_ALIASES.get(name, ()), "--" + name.replace("_", "-")]
         default = f.default_factory() if f.default_factory else f.default
-        help_ = f"{f.description} [env {env_name(name)}; default {default!r}]"
+        help_ = f"{f.description} [env {env_name(name)}; default {default!r}]".replace("%", "%%")
         ann = f.annotation
         args = typing.get_args(ann)
         kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_}
@@ -82,18 +83,41 @@ def cmd_server(ns: argparse.Namespace) -> int:
 
     loaded = _load(ns)
     s = loaded.settings
-    app = create_app(s)
+    try:
+        app = create_app(s)
+    except ValueError as e:  # a bad catalog file: the message names file, model and field
+        raise ConfigError(str(e)) from None
     print(f"fakeai {__version__} serving on http://{s.host}:{s.port}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=s.host, port=s.port, log_level=s.log_level, access_log=s.access_log,
-                loop="uvloop", http="httptools", proxy_headers=False, timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=s.host, port=s.port, log_config=log_config(s), log_level=None,
+                access_log=s.access_log, loop="uvloop", http="httptools", proxy_headers=False,
+                timeout_graceful_shutdown=5)
     return 0
+
+
+def log_config(s: Settings) -> dict:
+    """uvicorn's logging set-up, plus the app's own logger; access lines whenever asked for."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    level = s.log_level.upper() if s.log_level != "trace" else 5
+    cfg["loggers"]["uvicorn"]["level"] = level
+    cfg["loggers"]["uvicorn.error"] = {"level": level}
+    cfg["loggers"]["uvicorn.access"]["level"] = min(logging.INFO, logging.getLevelName(level)
+                                                     if isinstance(level, str) else level)
+    cfg["loggers"]["fakeai"] = {"handlers": ["default"], "level": level, "propagate": False}
+    return cfg
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
     from .registry import ModelRegistry
 
     loaded = _load(ns)
-    reg = ModelRegistry.load(extra_paths=loaded.settings.models_file)
+    try:
+        reg = ModelRegistry.load(extra_paths=loaded.settings.models_file)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     rows = reg.list()
     if ns.json:
         print(json.dumps([{"id": m.id, "provider": m.provider, "owned_by": m.owned_by,
@@ -132,3 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"fakeai: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `fakeai models | head`
+        sys.stderr.close()
+        return 0

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -19,8 +20,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, proc: subprocess.Popen, port: int) -> None:
-        self.proc, self.port = proc, port
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: str = "") -> None:
+        self.proc, self.port, self.log_path = proc, port, log_path
         self.base_url = f"http://127.0.0.1:{port}"
         self.api_url = self.base_url + "/v1"
 
@@ -34,6 +35,11 @@ class Server:
 
         return openai.AsyncOpenAI(base_url=self.api_url, api_key="sk-test", max_retries=0, **kw)
 
+    def output(self) -> str:
+        """Everything the server has logged so far (stdout and stderr)."""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
@@ -46,13 +52,15 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
     full_env.update(env or {})
     cmd = [sys.executable, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", *args]
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    server = Server(proc, port)
+    log = tempfile.NamedTemporaryFile(prefix="fakeai-test-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = Server(proc, port, log.name)
     deadline = time.monotonic() + ready_timeout
     try:
         while True:
             if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace")
+                out = server.output()
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
             try:
                 if httpx.get(server.base_url + "/health/ready", timeout=1).status_code == 200:
@@ -70,6 +78,7 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        os.unlink(log.name)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:

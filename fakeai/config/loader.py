@@ -69,6 +69,9 @@ def read_config_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table of options")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    if isinstance(data.get("models_file"), (str, list)):  # relative to the config file
+        files = [data["models_file"]] if isinstance(data["models_file"], str) else data["models_file"]
+        data["models_file"] = [str(p.parent / f) if isinstance(f, str) else f for f in files]
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
         raise ConfigError(f"config file {path}: unknown option(s) {', '.join(unknown)}")
@@ -104,7 +107,8 @@ def load_settings(
     except ValidationError as e:
         msgs = []
         for err in e.errors():
-            field = str(err["loc"][0]) if err["loc"] else ""
+            # cross-field checks raise without a location; they concern the spread
+            field = str(err["loc"][0]) if err["loc"] else "output_tokens_spread"
             where = sources.get(field, "")
             msgs.append(f"{field or 'settings'} ({where}): {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(msgs)) from None

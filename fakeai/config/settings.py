@@ -80,7 +80,10 @@ class Settings(BaseModel):
         80, ge=0, description="Half-width (uniform) or standard deviation (normal) of the length."
     )
     default_max_tokens: int | None = Field(
-        None, ge=1, description="Cap applied when a request gives no max_tokens. Unset: the model's max output."
+        None,
+        ge=1,
+        description="Completion cap for a chat request that gives no max_tokens. Unset: the model's max "
+        "output. (Legacy completions default to 16, as OpenAI's.)",
     )
 
     @model_validator(mode="after")

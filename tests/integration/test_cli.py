@@ -182,47 +182,59 @@ def test_config_text_output_lists_every_field_with_its_source():
 
 # --------------------------------------------------------------------------- bad options
 
-
-# "--port 0" keeps a server that wrongly starts anyway off the well-known port
-@pytest.mark.parametrize("args, env, words", [
-    (["--port", "abc"], {}, ["port", "(cli)"]),
-    (["--port", "0"], {"FAKEAI_TTFT_MS": "-1"}, ["ttft_ms", "env:FAKEAI_TTFT_MS"]),
-    ([], {"FAKEAI_PORT": "abc"}, ["port", "env:FAKEAI_PORT"]),
-    (["--port", "0", "--jitter-dist", "cauchy"], {}, ["--jitter-dist", "cauchy"]),
-    (["--port", "0", "--timer-resolution-ms", "500"], {}, ["timer_resolution_ms"]),
-    (["--port", "0", "--config", "/nonexistent/fakeai.toml"], {}, ["/nonexistent/fakeai.toml"]),
-])
-def test_server_rejects_a_bad_option_cleanly(args, env, words):
-    assert_clean_failure(fakeai("server", *args, env=env, timeout=20), *words)
-
-
-def test_server_rejects_unknown_key_in_config_file(tmp_path):
-    cfg = tmp_path / "bad.toml"
-    cfg.write_text("ttft = 200\n", encoding="utf-8")  # the option is ttft_ms
-    assert_clean_failure(fakeai("server", "--port", "0", "--config", str(cfg), timeout=20), "ttft", str(cfg))
-
-
-def test_server_rejects_bad_uniform_spread_naming_the_option():
-    r = fakeai("server", "--port", "0", "--output-length", "uniform", "--output-tokens", "10",
-               "--output-tokens-spread", "20", timeout=20)
-    assert_clean_failure(r, "output_tokens_spread")
+# case -> (argv, env, words the message must contain); "{d}" is a scratch directory.
+# "--port 0" keeps a server that wrongly starts anyway off the well-known port.
+BAD = {
+    "port-flag": (["server", "--port", "abc"], {}, ["port", "(cli)"]),
+    "port-env": (["server"], {"FAKEAI_PORT": "abc"}, ["port", "env:FAKEAI_PORT"]),
+    "ttft-env": (["server", "--port", "0"], {"FAKEAI_TTFT_MS": "-1"}, ["ttft_ms", "env:FAKEAI_TTFT_MS"]),
+    "jitter-dist-choice": (["server", "--port", "0", "--jitter-dist", "cauchy"], {}, ["--jitter-dist", "cauchy"]),
+    "timer-range": (["server", "--port", "0", "--timer-resolution-ms", "500"], {}, ["timer_resolution_ms"]),
+    "missing-config": (["server", "--port", "0", "--config", "{d}/nope.toml"], {}, ["{d}/nope.toml"]),
+    "unknown-config-key": (["server", "--port", "0", "--config", "{d}/typo.toml"], {}, ["ttft", "{d}/typo.toml"]),
+    "uniform-spread": (["server", "--port", "0", "--output-length", "uniform", "--output-tokens", "10",
+                        "--output-tokens-spread", "20"], {}, ["output_tokens_spread"]),
+    "server-missing-models-file": (["server", "--port", "0", "--models-file", "{d}/none.toml"], {},
+                                   ["{d}/none.toml"]),
+    "models-missing-models-file": (["models", "--models-file", "{d}/none.toml"], {}, ["{d}/none.toml"]),
+    "server-invalid-models-file": (["server", "--port", "0", "--models-file", "{d}/bad-catalog.toml"], {},
+                                   ["{d}/bad-catalog.toml", "provider"]),
+    "models-invalid-models-file": (["models"], {"FAKEAI_MODELS_FILE": "{d}/bad-catalog.toml"},
+                                   ["{d}/bad-catalog.toml", "provider"]),
+}
 
 
-@pytest.mark.parametrize("command", ["server", "models"])
-def test_missing_models_file_is_a_clean_error(command, tmp_path):
-    missing = str(tmp_path / "nope.toml")
-    args = ["--port", "0"] if command == "server" else []
-    r = fakeai(command, *args, "--models-file", missing, timeout=20)
-    assert_clean_failure(r, missing)
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory):
+    """Run every BAD case at once (each is a separate process; they only need to fail)."""
+    d = tmp_path_factory.mktemp("bad")
+    (d / "typo.toml").write_text("ttft = 200\n", encoding="utf-8")  # the option is ttft_ms
+    (d / "bad-catalog.toml").write_text(ACME_CATALOG.replace('provider = "meta"', 'provider = "acme"'),
+                                        encoding="utf-8")
+    fill = lambda x: x.replace("{d}", str(d))  # noqa: E731
+    procs = {}
+    for case, (argv, env, _) in BAD.items():
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("FAKEAI_")}
+        full_env.update({k: fill(v) for k, v in env.items()})
+        procs[case] = subprocess.Popen([sys.executable, "-m", "fakeai", *map(fill, argv)], env=full_env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for case, p in procs.items():
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:  # it started serving: a failure, reported by the test
+            p.kill()
+            out, err = p.communicate()
+            err += "\n(still running after 20 s: the bad option was accepted)"
+        words = [fill(w) for w in BAD[case][2]]
+        results[case] = (subprocess.CompletedProcess(p.args, p.returncode, out, err), words)
+    return results
 
 
-@pytest.mark.parametrize("command", ["server", "models"])
-def test_invalid_models_file_is_a_clean_error(command, tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text(ACME_CATALOG.replace('provider = "meta"', 'provider = "acme"'), encoding="utf-8")
-    args = ["--port", "0"] if command == "server" else []
-    r = fakeai(command, *args, "--models-file", str(bad), timeout=20)
-    assert_clean_failure(r, str(bad), "provider")
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_option_fails_cleanly_naming_it(bad_runs, case):
+    result, words = bad_runs[case]
+    assert_clean_failure(result, *words)
 
 
 # --------------------------------------------------------------------------- console script

@@ -109,6 +109,15 @@ def test_the_non_default_table_covers_every_field():
     assert Settings.model_validate(NON_DEFAULT).model_dump() == NON_DEFAULT
 
 
+def test_models_file_in_a_config_file_is_relative_to_it(tmp_path, monkeypatch):
+    sub = tmp_path / "conf"
+    sub.mkdir()
+    path = write_toml(sub / "fakeai.toml", {"models_file": ["extra.toml", "/abs/x.yaml"]})
+    monkeypatch.chdir(tmp_path)
+    loaded = load_settings(env={}, config_file=str(path))
+    assert loaded.settings.models_file == [str(sub / "extra.toml"), "/abs/x.yaml"]
+
+
 def test_defaults_with_no_sources():
     loaded = load_settings(env={})
     assert loaded.settings == Settings()
@@ -141,6 +150,8 @@ def test_precedence_default_file_env_cli(tmp_path, field):
     assert loaded.sources[field] == "default"
 
     loaded = load_settings(env={}, config_file=path)
+    if field == "models_file":  # paths in a config file are relative to that file
+        after_file = [str(tmp_path / f) for f in after_file]
     assert getattr(loaded.settings, field) == after_file
     assert loaded.sources[field] == f"file:{path}"
     assert loaded.config_file == path
@@ -180,9 +191,11 @@ def test_toml_and_yaml_files_give_the_same_settings(tmp_path):
     yaml_path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in NON_DEFAULT.items()), encoding="utf-8")
     yml_path = tmp_path / "cfg.yml"
     yml_path.write_text(yaml_path.read_text(), encoding="utf-8")
+    # models_file entries resolve against the file's folder
+    expected = {**NON_DEFAULT, "models_file": [str(tmp_path / f) for f in NON_DEFAULT["models_file"]]}
     for path in (toml_path, str(yaml_path), str(yml_path)):
         loaded = load_settings(env={}, config_file=path)
-        assert loaded.settings.model_dump() == NON_DEFAULT, path
+        assert loaded.settings.model_dump() == expected, path
         assert loaded.sources == {name: f"file:{path}" for name in FIELDS}
 
 
