@@ -8,7 +8,6 @@ prefix reuse. Prints the RSS at each checkpoint and the ratio (target <= 1.2).
 """
 import argparse
 import asyncio
-import os
 import random
 import time
 

@@ -22,7 +22,7 @@ from .clock import Ticker
 from .errors import ContextLengthExceeded, EngineError, ModelNotFound
 from .latency import LatencyModel, Timing
 from .lengths import natural_length
-from .prompt import count_chat, last_user_text
+from .prompt import count_chat
 from .text import TextGenerator, get_text_generator
 from .tokenizer import Tokenizer, get_tokenizer
 

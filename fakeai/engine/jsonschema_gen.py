@@ -28,6 +28,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -307,18 +308,19 @@ _NUMBER_NAMES = (  # name token -> nice default range
 )
 
 
-def _tokens(name: str | None) -> str:
+@lru_cache(maxsize=4096)
+def _match(table: str, name: str | None) -> Any:
+    """First rule of ``_NAME_RULES``/``_NUMBER_NAMES`` whose key occurs (by tokens) in ``name``."""
     if not name:
-        return "__"
-    return "_" + "_".join(re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())) + "_"
-
-
-def _match(rules, name: str | None):
-    toks = _tokens(name)
-    for keys, value in rules:
+        return None
+    toks = "_" + "_".join(re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())) + "_"
+    for keys, value in _TABLES[table]:
         if any(f"_{k}_" in toks for k in keys):
             return value
     return None
+
+
+_TABLES = {"str": _NAME_RULES, "num": _NUMBER_NAMES}
 
 
 # ------------------------------------------------------------------ generator
@@ -404,7 +406,7 @@ class _Gen:
         self.root, self.validator, self.max_depth = root, validator, max_depth
         self.hints = sorted(((str(k).lower(), v) for k, v in (hints or {}).items()), key=lambda kv: -len(kv[0]))
         self.hard_limit = max_depth + 40
-        self.rng = random.Random(0)
+        self.rng: random.Random = None  # type: ignore[assignment]
         self.minimal = False
         self.budget = NODE_BUDGET
         self._subs: dict[int, Any] = {}
@@ -561,7 +563,7 @@ class _Gen:
             value = _FORMATS[fmt](rng)
             if ok(value):
                 return value
-        rule = _match(_NAME_RULES, name)
+        rule = _match("str", name)
         if rule is not None:
             value = rule(rng)
             if ok(value):
@@ -602,7 +604,7 @@ class _Gen:
 
         if A is not None and B is not None and A > B:
             raise _Fail("empty numeric range")
-        lo, hi = _nice_window(A, B, _match(_NUMBER_NAMES, name) or (1, 100))
+        lo, hi = _nice_window(A, B, _match("num", name) or (1, 100))
         if m is not None:
             step = Fraction(str(m)) if isinstance(m, float) else Fraction(m)
             if integer and step.denominator != 1:

@@ -1,6 +1,10 @@
-"""Generate strings matching simple regular expressions (for JSON Schema ``pattern``).
+"""Strings for JSON Schema's syntactic string keywords: ``pattern`` and ``format``.
 
-Supported syntax: literals, escapes (``\\d \\w \\s \\D \\W \\S \\n \\t \\xHH
+:func:`sample` generates a string matching a regular expression and
+:data:`FORMATS` maps format names to generators (used by
+``fakeai.engine.jsonschema_gen``).
+
+Regex support: literals, escapes (``\\d \\w \\s \\D \\W \\S \\n \\t \\xHH
 \\uHHHH``, escaped metacharacters), ``.``, character classes with ranges and
 negation (``[a-z0-9_]``, ``[^,]``), groups ``(...)``, ``(?:...)``,
 ``(?<name>...)``/``(?P<name>...)``, alternation ``|``, quantifiers
@@ -13,12 +17,16 @@ list of common candidate strings.
 
 from __future__ import annotations
 
+import datetime as _dt
 import random
 import re
 import string
+import uuid
 from functools import lru_cache
 
-__all__ = ["RegexUnsupported", "parse", "sample"]
+from fakeai.engine import wordbank as wb
+
+__all__ = ["FIRST_NAMES", "FORMATS", "LAST_NAMES", "RegexUnsupported", "parse", "sample"]
 
 _PRINTABLE = "".join(chr(c) for c in range(32, 127))
 _LETTERS = string.ascii_lowercase
@@ -289,3 +297,42 @@ def sample(
         if ok(s):
             return s
     return None
+
+
+# ------------------------------------------------------------------- formats
+FIRST_NAMES = ("Alice", "Bob", "Carla", "David", "Elena", "Farid", "Grace", "Hiro", "Ines", "James", "Kofi", "Lena",
+               "Maya", "Noah", "Olga", "Priya", "Samuel", "Yuki")
+LAST_NAMES = ("Smith", "Garcia", "Chen", "Tanaka", "Johnson", "Rossi", "Kim", "Nguyen", "Okafor", "Silva", "Novak",
+              "Patel", "Brown", "Schmidt")
+
+
+def _when(rng: random.Random) -> _dt.datetime:
+    return _dt.datetime(2024, 1, 1) + _dt.timedelta(days=rng.randrange(730), minutes=15 * rng.randrange(96))
+
+
+def _email(rng: random.Random) -> str:
+    return f"{rng.choice(FIRST_NAMES)}.{rng.choice(LAST_NAMES)}@example.com".lower()
+
+
+def _uri(rng: random.Random) -> str:
+    return f"https://www.example.com/{rng.choice(wb.NOUNS)}/{rng.randint(1, 999)}"
+
+
+FORMATS = {  # JSON Schema format -> generator of a conforming string
+    "date-time": lambda r: _when(r).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "date": lambda r: _when(r).strftime("%Y-%m-%d"),
+    "time": lambda r: _when(r).strftime("%H:%M:%SZ"),
+    "duration": lambda r: r.choice(("P1D", "PT15M", "PT1H30M", "P2W", "P1Y2M", "PT45S")),
+    "email": _email, "idn-email": _email, "uri": _uri, "url": _uri, "iri": _uri,
+    "uri-reference": lambda r: f"/{r.choice(wb.NOUNS)}/{r.randint(1, 999)}",
+    "iri-reference": lambda r: f"/{r.choice(wb.NOUNS)}/{r.randint(1, 999)}",
+    "uri-template": lambda r: f"https://api.example.com/{r.choice(wb.NOUNS)}/{{id}}",
+    "uuid": lambda r: str(uuid.UUID(int=r.getrandbits(128), version=4)),
+    "ipv4": lambda r: f"{r.choice((10, 172, 192))}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)}",
+    "ipv6": lambda r: "2001:db8:" + ":".join(f"{r.getrandbits(16):x}" for _ in range(6)),
+    "hostname": lambda r: f"{r.choice(('api', 'www', 'mail', 'app'))}.{r.choice(wb.NOUNS)}.com",
+    "idn-hostname": lambda r: f"{r.choice(wb.NOUNS)}.example.com",
+    "json-pointer": lambda r: f"/{r.choice(wb.NOUNS)}/{r.randint(0, 9)}",
+    "relative-json-pointer": lambda r: f"{r.randint(0, 2)}/{r.choice(wb.NOUNS)}",
+    "regex": lambda r: r.choice(("^[a-z]+$", "\\d{3}", "[A-Z][a-z]*")),
+}

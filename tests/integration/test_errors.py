@@ -8,7 +8,6 @@ Every test drives the real server subprocess over loopback, with the official
 from __future__ import annotations
 
 import json
-import threading
 
 import httpx
 import openai
@@ -81,17 +80,6 @@ def expect_sdk_error(exc_class, call, status: int, *, param=ANY, code=ANY) -> di
     return expect_error(e.response, status, param=param, code=code)
 
 
-def _drain(proc) -> None:
-    """Keep reading a server's stdout: tests/server.py pipes it and never reads it, so a
-    server that has logged more than a pipe buffer (64 KiB: some dozens of 500s with their
-    tracebacks) blocks in write() and hangs every later request."""
-    def pump() -> None:
-        while proc.stdout.read1(65536):
-            pass
-
-    threading.Thread(target=pump, daemon=True).start()
-
-
 @pytest.fixture(scope="module")
 def http(server):
     with server.http() as h:
@@ -100,12 +88,9 @@ def http(server):
 
 @pytest.fixture(scope="module")
 def limited():
-    """A server with a small body limit and strict request parameters. Its log is drained, so
-    it also takes the requests that currently crash the server (500 + traceback), keeping
-    them off the shared session server whose log pipe nobody reads."""
+    """A server with a small body limit and strict request parameters."""
     with run_server("--ttft", "0", "--itl", "0", "--max-request-bytes", str(LIMIT),
                     "--strict-params") as s:
-        _drain(s.proc)
         yield s
 
 
