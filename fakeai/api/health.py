@@ -19,7 +19,7 @@ async def health(request: Request):
 
 @router.get("/health/ready")
 async def ready(request: Request):
-    """503 until every catalog tokenizer is loaded, so no request waits for one."""
+    """503 until the default tokenizer (o200k_base) is loaded."""
     warm = getattr(request.app.state, "warm", None)
     if warm is None or not warm.done():
         return json_response(dumps({"status": "starting", "ready": False}), status=503)
