@@ -53,10 +53,10 @@ def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
         "total_tokens": gen.prompt_tokens + ct,
         "prompt_tokens_details": {"cached_tokens": gen.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": gen.reasoning_tokens,
             "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
+            "accepted_prediction_tokens": sum(c.accepted_prediction for c in gen.choices),
+            "rejected_prediction_tokens": sum(c.rejected_prediction for c in gen.choices),
         },
     }
 

@@ -67,6 +67,13 @@ class Settings(BaseModel):
         1.0, gt=0, le=50, description="Granularity of the shared timer that paces every stream."
     )
 
+    reasoning_tokens: int = Field(
+        256,
+        ge=0,
+        description="Reasoning tokens of a reasoning model at reasoning_effort medium (low x0.35, "
+        "high x2.5, ...); 0 turns reasoning off.",
+    )
+
     # -- output length ----------------------------------------------------------
     output_length: OutputLength = Field(
         "normal",

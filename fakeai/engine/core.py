@@ -22,6 +22,9 @@ from .clock import Ticker
 from .errors import ContextLengthExceeded, EngineError, ModelNotFound
 from .latency import LatencyModel, Timing
 from .lengths import natural_length
+from .compose import add_logprobs, apply_stop, compose, reasoning_length
+from .output import Choice, OutputSpec
+from .multimodal import family_for_model
 from .prompt import count_chat
 from .text import TextGenerator, get_text_generator
 from .tokenizer import Tokenizer, get_tokenizer
@@ -49,17 +52,6 @@ class GenParams:
 
 
 @dataclass(slots=True)
-class Choice:
-    ids: list[int]
-    texts: list[str]
-    finish_reason: str
-
-    @property
-    def text(self) -> str:
-        return "".join(self.texts)
-
-
-@dataclass(slots=True)
 class Generation:
     model: ModelDef
     prompt_tokens: int
@@ -72,6 +64,10 @@ class Generation:
     @property
     def completion_tokens(self) -> int:
         return sum(len(c.ids) for c in self.choices)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(c.reasoning for c in self.choices)
 
     @property
     def steps(self) -> int:
@@ -121,8 +117,10 @@ class Engine:
         return get_text_generator(model.tokenizer)
 
     # -- prompt -------------------------------------------------------------------
-    def count_chat_prompt(self, model: ModelDef, messages: list[dict[str, Any]]) -> int:
-        return count_chat(self.tokenizer(model), messages)
+    def count_chat_prompt(self, model: ModelDef, messages: list[dict[str, Any]],
+                          tools: list[dict] | None = None) -> int:
+        return count_chat(self.tokenizer(model), messages, family_for_model(model.parent or model.id),
+                          model.capabilities, tools)
 
     # -- generation -----------------------------------------------------------------
     def max_new_tokens(self, model: ModelDef, prompt_tokens: int, requested: int | None,
@@ -145,16 +143,24 @@ class Engine:
                             key=f"{params.seed}:{index}".encode())
         return random.Random(int.from_bytes(h.digest(), "little"))
 
+    def reasons(self, model: ModelDef, effort: str | None) -> int:
+        """The medium-effort reasoning budget if this request reasons, else 0."""
+        if not model.capabilities.reasoning or effort == "none":
+            return 0
+        if effort is None and model.provider == "anthropic":
+            return 0  # Claude thinks only when asked to
+        return self.settings.reasoning_tokens
+
     def generate(self, model: ModelDef, prompt_tokens: int, params: GenParams,
                  prompt_text: str = "", param: str = "messages",
-                 arrival: float | None = None) -> Generation:
+                 arrival: float | None = None, spec: OutputSpec = OutputSpec()) -> Generation:
         budget = self.max_new_tokens(model, prompt_tokens, params.max_tokens, param)
         if params.max_tokens is not None and params.min_tokens > params.max_tokens:
             raise EngineError("min_tokens must be less than or equal to max_tokens.", param="min_tokens")
         s = self.settings
         words = topic_words(prompt_text) if prompt_text else ()
         textgen = self._text(model)
-        tok = textgen.tok
+        medium = self.reasons(model, spec.reasoning_effort)
         choices = []
         rng = None
         for i in range(params.n):
@@ -164,14 +170,12 @@ class Engine:
             else:
                 want = natural_length(s.output_length, s.output_tokens, s.output_tokens_spread, rng)
                 target = budget if want is None else max(want, params.min_tokens)
-            ids, natural = textgen.generate(rng, budget, target, words)
-            texts = [tok.token_text(t) for t in ids]
-            finish = "stop" if natural else "length"
-            if params.stop:
-                cut = _apply_stop(texts, params.stop)
-                if cut is not None:
-                    ids, texts, finish = ids[:cut[0]], cut[1], "stop"
-            choices.append(Choice(ids, texts, finish))
+            reasoning = reasoning_length(spec.reasoning_effort or "medium", medium, rng) if medium else 0
+            choice = compose(textgen, spec, rng, budget, target + reasoning, words, prompt_text, reasoning)
+            apply_stop(choice, params.stop)
+            if spec.top_logprobs is not None:
+                add_logprobs(choice, textgen, rng, spec.top_logprobs)
+            choices.append(choice)
         timing = self.latency(model).timing(prompt_tokens, rng)
         return Generation(model, prompt_tokens, choices, timing, arrival=arrival)
 
@@ -219,18 +223,3 @@ class Engine:
             await self.ticker.sleep_until(schedule.finish_time(first, gen.timing.itl, gen.steps))
         finally:
             self.capacity.release()
-
-
-def _apply_stop(texts: list[str], stops: tuple[str, ...]) -> tuple[int, list[str]] | None:
-    """Cut at the earliest stop sequence: (tokens kept, their texts) or None."""
-    full = "".join(texts)
-    pos = min((p for p in (full.find(s) for s in stops if s) if p >= 0), default=-1)
-    if pos < 0:
-        return None
-    kept, acc = [], 0
-    for t in texts:
-        if acc >= pos:
-            break
-        kept.append(t if acc + len(t) <= pos else t[: pos - acc])
-        acc += len(t)
-    return len(kept), kept

@@ -3,7 +3,7 @@
 ``generate(schema, rng)`` returns an instance that validates against ``schema``
 (jsonschema; Draft 2020-12 unless ``$schema`` says otherwise; formats asserted
 where jsonschema has a checker) with plausible content: properties named like
-``city``/``email``/``date`` get realistic strings, ``hints`` injects values taken
+``city``/``email``/``date`` get realistic strings (``regexgen.by_name``), ``hints`` injects values taken
 from the conversation.  Every result is validated; failed attempts are retried
 with fresh sub-rngs (the later half "minimal": no optional content) and, as a
 last resort, ``SchemaError`` is raised - an invalid instance is never returned.
@@ -27,16 +27,16 @@ import re
 import threading
 from collections import OrderedDict
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator, exceptions as _jexc
+from jsonschema import Draft202012Validator
+from jsonschema import exceptions as _jexc
 from jsonschema.validators import validator_for
 
 from fakeai.engine import regexgen
 from fakeai.engine import wordbank as wb
-from fakeai.engine.regexgen import FIRST_NAMES, FORMATS, LAST_NAMES
+from fakeai.engine.regexgen import FORMATS, by_name, words
 
 __all__ = ["STRICT_UNSUPPORTED", "SchemaError", "check_schema", "generate"]
 
@@ -179,93 +179,6 @@ def _resolve(root: Any, ref: str) -> Any:
     raise _Fail(f"unsupported or unresolvable reference {ref!r} (only local references are supported).")
 
 
-# ------------------------------------------------------------- plausible text
-_PLACES = (("Paris", "France", "FR", "Europe/Paris"), ("London", "United Kingdom", "GB", "Europe/London"),
-           ("Tokyo", "Japan", "JP", "Asia/Tokyo"), ("Berlin", "Germany", "DE", "Europe/Berlin"),
-           ("New York", "United States", "US", "America/New_York"), ("Toronto", "Canada", "CA", "America/Toronto"),
-           ("Sydney", "Australia", "AU", "Australia/Sydney"), ("Madrid", "Spain", "ES", "Europe/Madrid"),
-           ("Rome", "Italy", "IT", "Europe/Rome"), ("Amsterdam", "Netherlands", "NL", "Europe/Amsterdam"),
-           ("Seoul", "South Korea", "KR", "Asia/Seoul"), ("Mumbai", "India", "IN", "Asia/Kolkata"),
-           ("Lisbon", "Portugal", "PT", "Europe/Lisbon"), ("Nairobi", "Kenya", "KE", "Africa/Nairobi"),
-           ("Mexico City", "Mexico", "MX", "America/Mexico_City"),
-           ("San Francisco", "United States", "US", "America/Los_Angeles"))
-_COMPANIES = ("Acme Corp", "Globex", "Initech", "Northwind Traders", "Contoso", "Umbrella Labs", "Hooli")
-
-
-def _words(rng: random.Random, n: int) -> str:
-    """n words: adjectives or nouns, ending with a noun."""
-    return " ".join(rng.choice(wb.NOUNS if i == n - 1 or rng.random() < 0.5 else wb.ADJECTIVES) for i in range(n))
-
-
-def _sentence(rng: random.Random) -> str:
-    c = rng.choice
-    s = (f"{c(wb.DETERMINERS)} {c(wb.ADJECTIVES)} {c(wb.NOUNS)} {c(wb.MODALS)} {c(wb.VERBS)} "
-         f"the {c(wb.NOUNS)} {c(wb.PREPOSITIONS)} the {c(wb.NOUNS)}.")
-    return s[0].upper() + s[1:]
-
-
-def _pick(*values: str):
-    return lambda r: r.choice(values)
-
-
-def _place(i: int):
-    return lambda r: r.choice(_PLACES)[i]
-
-
-# (name tokens, generator): the first rule with a key among the property name's tokens wins
-_NAME_RULES: tuple[tuple[tuple[str, ...], Any], ...] = (
-    (("email", "mail"), FORMATS["email"]),
-    (("url", "uri", "link", "website", "homepage", "href"), FORMATS["uri"]),
-    (("timezone", "tz"), _place(3)),
-    (("country_code",), _place(2)),
-    (("city", "cities", "town"), _place(0)),
-    (("country", "countries", "nation"), _place(1)),
-    (("location", "place", "destination", "origin"), lambda r: ", ".join(r.choice(_PLACES)[:2])),
-    (("address", "street"), lambda r: f"{r.randint(1, 250)} {r.choice(wb.NOUNS).title()} Street"),
-    (("zip", "postal", "postcode"), lambda r: f"{r.randint(10000, 99999)}"),
-    (("phone", "mobile", "tel"), lambda r: f"+1-555-{r.randint(100, 999):04d}"),
-    (("first_name", "firstname", "given_name"), lambda r: r.choice(FIRST_NAMES)),
-    (("last_name", "lastname", "surname", "family_name"), lambda r: r.choice(LAST_NAMES)),
-    (("username", "user", "login", "handle"), lambda r: f"{r.choice(FIRST_NAMES).lower()}{r.randint(1, 99)}"),
-    (("company", "organization", "organisation", "employer", "brand"), _pick(*_COMPANIES)),
-    (("name", "author", "person", "customer", "owner", "assignee", "contact"),
-     lambda r: f"{r.choice(FIRST_NAMES)} {r.choice(LAST_NAMES)}"),
-    (("unit", "units"), _pick("celsius", "fahrenheit")),
-    (("currency",), _pick("USD", "EUR", "GBP", "JPY")),
-    (("language", "lang"), _pick("English", "French", "Spanish", "German", "Japanese")),
-    (("locale",), _pick("en-US", "fr-FR", "de-DE", "ja-JP")),
-    (("color", "colour"), _pick("red", "blue", "green", "black", "white", "orange")),
-    (("datetime", "timestamp", "at", "created", "updated", "deadline"), FORMATS["date-time"]),
-    (("date", "day", "birthday", "dob"), FORMATS["date"]),
-    (("time",), lambda r: FORMATS["time"](r)[:5]),
-    (("uuid", "guid"), FORMATS["uuid"]),
-    (("id", "identifier"), lambda r: f"{r.choice(wb.NOUNS)[:3]}_{r.getrandbits(32):08x}"),
-    (("query", "search", "q", "keyword", "keywords", "prompt", "term"), lambda r: _words(r, r.randint(2, 4))),
-    (("description", "summary", "text", "content", "message", "body", "comment", "reason", "explanation",
-      "note", "notes", "details", "answer", "response", "instructions", "bio"), _sentence),
-    (("title", "subject", "topic", "headline", "label"), lambda r: _words(r, r.randint(2, 4)).title()),
-    (("status", "state"), _pick("active", "pending", "completed", "cancelled")),
-    (("category", "type", "kind", "tag", "tags", "genre"), lambda r: r.choice(wb.NOUNS)),
-)
-_NUMBER_NAMES = (  # name token -> nice default range
-    (("latitude", "lat"), (-90, 90)), (("longitude", "lon", "lng"), (-180, 180)),
-    (("year",), (1990, 2025)), (("age",), (18, 80)), (("rating", "stars"), (1, 5)),
-    (("price", "amount", "cost", "total", "salary"), (5, 500)),
-    (("percent", "percentage", "score"), (0, 100)), (("count", "quantity", "qty", "limit", "num", "n"), (1, 10)),
-)
-
-
-@lru_cache(maxsize=4096)
-def _match(numeric: bool, name: str | None) -> Any:
-    if not name:
-        return None
-    toks = "_" + "_".join(re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())) + "_"
-    for keys, value in _NUMBER_NAMES if numeric else _NAME_RULES:
-        if any(f"_{k}_" in toks for k in keys):
-            return value
-    return None
-
-
 # ------------------------------------------------------------------ generator
 _INFER = ((("properties", "required", "additionalProperties", "patternProperties", "minProperties", "maxProperties",
             "dependentRequired", "propertyNames"), "object"),
@@ -315,6 +228,15 @@ def _merge(a: Any, b: Any) -> Any:
             out[k] = {"anyOf": [w, v]}
         elif k == "dependentRequired":
             out[k] = {**w, **{n: list(dict.fromkeys([*w.get(n, []), *d])) for n, d in v.items()}}
+        elif k == "multipleOf":  # lcm of p1/q1 and p2/q2 is lcm(p1, p2) / gcd(q1, q2)
+            x, y = Fraction(str(w)), Fraction(str(v))
+            lcm = Fraction(math.lcm(x.numerator, y.numerator), math.gcd(x.denominator, y.denominator))
+            out[k] = int(lcm) if lcm.denominator == 1 else float(lcm)
+    for x, y in ((a, b), (b, a)):  # keys the other side's "additionalProperties: false" forbids
+        if x.get("additionalProperties") is False and y.get("properties"):
+            pats = x.get("patternProperties", {})
+            out["properties"] = {n: sub if n in x.get("properties", {}) or any(re.search(p, n) for p in pats)
+                                 else False for n, sub in out["properties"].items()}
     return out
 
 
@@ -340,10 +262,10 @@ def _weight(branch: Any) -> int:
 
 
 class _Gen:
-    def __init__(self, root: Any, validator: Any, hints: dict | None, max_depth: int) -> None:
+    def __init__(self, root: Any, validator: Any, rng: random.Random, hints: dict | None, max_depth: int) -> None:
         self.root, self.validator, self.max_depth = root, validator, max_depth
         self.hints = sorted(((str(k).lower(), v) for k, v in (hints or {}).items() if k), key=lambda kv: -len(kv[0]))
-        self.rng: random.Random = random.Random()
+        self.rng = rng
         self.minimal, self.budget = False, NODE_BUDGET
         self._subs: dict[int, Any] = {}
 
@@ -384,7 +306,11 @@ class _Gen:
                 rest, branches = {k: v for k, v in s.items() if k != kw}, s[kw]
                 order = list(range(len(branches)))
                 self.rng.shuffle(order)
-                for i in sorted(order, key=lambda i: _weight(branches[i])) if terminal else order:
+                if terminal:
+                    order.sort(key=lambda i: _weight(branches[i]))
+                elif self.hint_values(name):  # try non-null branches first so the hint gets used
+                    order.sort(key=lambda i: _weight(branches[i]) == 0)
+                for i in order:
                     try:
                         value = self.gen(_merge(rest, self.deref(branches[i])), depth, name)
                     except _Fail:
@@ -394,10 +320,10 @@ class _Gen:
                 raise _Fail(f"no {kw} branch worked")
         if "if" in s:
             rest = {k: v for k, v in s.items() if k not in ("if", "then", "else")}
-            plans = [_merge(_merge(rest, s["if"]), s.get("then", True)), _merge(rest, s.get("else", True))]
+            plans = [(rest, s["if"], s.get("then", True)), (rest, s.get("else", True), True)]
             for plan in self.rng.sample(plans, 2):
                 try:
-                    value = self.gen(plan, depth, name)
+                    value = self.gen(_merge(_merge(plan[0], self.deref(plan[1])), self.deref(plan[2])), depth, name)
                 except _Fail:
                     continue
                 if self.valid({k: s[k] for k in ("if", "then", "else") if k in s}, value):
@@ -426,7 +352,7 @@ class _Gen:
             value = self.rng.choice(examples)
             if self.valid(s, value):
                 return copy.deepcopy(value)
-        t = self.choose_type(s, terminal)
+        t = self.choose_type(s, terminal, name)
         if t == "object":
             return self.obj(s, depth, terminal)
         if t == "array":
@@ -437,7 +363,7 @@ class _Gen:
             return self.number(s, name, t == "integer")
         return self.rng.random() < 0.5 if t == "boolean" else None
 
-    def choose_type(self, s: dict, terminal: bool) -> str:
+    def choose_type(self, s: dict, terminal: bool, name: str | None) -> str:
         if "type" in s:
             types = _tl(s["type"])
         else:
@@ -448,6 +374,8 @@ class _Gen:
             if "null" in types:
                 return "null"
             types = [x for x in types if x not in ("object", "array")] or types
+        elif "null" in types and len(types) > 1 and self.hint_values(name):
+            types = [x for x in types if x != "null"]
         return self.rng.choice(types)
 
     def string(self, s: dict, name: str | None) -> str:
@@ -469,12 +397,12 @@ class _Gen:
                 if value is not None and ok(value):
                     return value
             raise _Fail(f"could not satisfy pattern {pat!r}")
-        for make in (FORMATS.get(fmt), _match(False, name)):  # format first, then property-name rules
+        for make in (FORMATS.get(fmt), by_name(name)):  # format first, then property-name rules
             if make is not None:
                 value = make(rng)
                 if ok(value):
                     return value
-        value = _words(rng, rng.randint(1, 4) if hi is None or hi > 12 else 1)
+        value = words(rng, rng.randint(1, 4) if hi is None or hi > 12 else 1)
         while len(value) < lo:
             value += " " + rng.choice(wb.NOUNS)
         if hi is not None and len(value) > hi:
@@ -513,7 +441,7 @@ class _Gen:
 
         if A is not None and B is not None and A > B:
             raise _Fail("empty numeric range")
-        lo, hi = _nice_window(A, B, _match(True, name) or (1, 100))
+        lo, hi = _nice_window(A, B, by_name(name, numeric=True) or (1, 100))
         if m is not None:
             step = Fraction(str(m)) if isinstance(m, float) else Fraction(m)
             step = Fraction(step.numerator) if integer else step  # integer multiples of p/q are multiples of p
@@ -575,12 +503,13 @@ class _Gen:
         keys = list(dict.fromkeys(s.get("required", [])))
         required = set(keys)
         if not terminal:
-            keys += [k for k in props if k not in required and rng.random() < OPTIONAL_P]
+            keys += [k for k in props if k not in required and props[k] is not False
+                     and (rng.random() < OPTIONAL_P or self.hint_values(k))]
         for k in keys:  # dependentRequired closure (the list grows while iterating)
             keys += [d for d in deps.get(k, []) if d not in keys]
         if hi is not None and len(keys) > hi >= len(required):
             keys = [k for k in keys if k in required] + [k for k in keys if k not in required][:hi - len(required)]
-        spare = [k for k in props if k not in keys]
+        spare = [k for k in props if k not in keys and props[k] is not False]
         free = not props and (addl is not False or pprops)  # a map: give it a few entries
         want = max(lo, rng.randint(1, 3)) if free and not terminal else lo
         while len(keys) < want:
@@ -620,7 +549,7 @@ def generate(schema: Any, rng: random.Random, hints: dict[str, str] | None = Non
     at ``minItems``, ``null`` and non-container anyOf/oneOf branches preferred).
     """
     validator = _validator(schema)
-    gen = _Gen(schema, validator, hints, max_depth)
+    gen = _Gen(schema, validator, rng, hints, max_depth)
     last = "no attempt"
     for attempt in range(MAX_ATTEMPTS):
         gen.rng = rng if attempt == 0 else random.Random(rng.getrandbits(64))

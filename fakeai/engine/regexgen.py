@@ -1,8 +1,9 @@
-"""Strings for JSON Schema's syntactic string keywords: ``pattern`` and ``format``.
+"""String generators for ``fakeai.engine.jsonschema_gen``.
 
-:func:`sample` generates a string matching a regular expression and
-:data:`FORMATS` maps format names to generators (used by
-``fakeai.engine.jsonschema_gen``).
+* :func:`sample`: a string matching a regular expression (``pattern``);
+* :data:`FORMATS`: generators for JSON Schema ``format`` values;
+* :func:`by_name`: plausible values suggested by a property name
+  (``city`` -> "Paris", ``email`` -> "grace.kim@example.com", ...).
 
 Regex support: literals, escapes (``\\d \\w \\s \\D \\W \\S \\n \\t \\xHH
 \\uHHHH``, escaped metacharacters), ``.``, character classes with ranges and
@@ -23,10 +24,11 @@ import re
 import string
 import uuid
 from functools import lru_cache
+from typing import Any
 
 from fakeai.engine import wordbank as wb
 
-__all__ = ["FIRST_NAMES", "FORMATS", "LAST_NAMES", "RegexUnsupported", "parse", "sample"]
+__all__ = ["FORMATS", "RegexUnsupported", "by_name", "parse", "sample", "words"]
 
 _PRINTABLE = "".join(chr(c) for c in range(32, 127))
 _LETTERS = string.ascii_lowercase
@@ -153,7 +155,7 @@ class _Parser:
     def escape(self, in_class: bool) -> tuple:
         c = self.take()
         if c in _CLASS:
-            return ("set", _CLASS[c], c)
+            return ("lit", c)
         if c in _SIMPLE_ESC:
             return ("lit", _SIMPLE_ESC[c])
         if c in "xu":
@@ -336,3 +338,91 @@ FORMATS = {  # JSON Schema format -> generator of a conforming string
     "relative-json-pointer": lambda r: f"{r.randint(0, 2)}/{r.choice(wb.NOUNS)}",
     "regex": lambda r: r.choice(("^[a-z]+$", "\\d{3}", "[A-Z][a-z]*")),
 }
+
+
+# -------------------------------------------------- plausible values by name
+_PLACES = (("Paris", "France", "FR", "Europe/Paris"), ("London", "United Kingdom", "GB", "Europe/London"),
+           ("Tokyo", "Japan", "JP", "Asia/Tokyo"), ("Berlin", "Germany", "DE", "Europe/Berlin"),
+           ("New York", "United States", "US", "America/New_York"), ("Toronto", "Canada", "CA", "America/Toronto"),
+           ("Sydney", "Australia", "AU", "Australia/Sydney"), ("Madrid", "Spain", "ES", "Europe/Madrid"),
+           ("Rome", "Italy", "IT", "Europe/Rome"), ("Amsterdam", "Netherlands", "NL", "Europe/Amsterdam"),
+           ("Seoul", "South Korea", "KR", "Asia/Seoul"), ("Mumbai", "India", "IN", "Asia/Kolkata"),
+           ("Lisbon", "Portugal", "PT", "Europe/Lisbon"), ("Nairobi", "Kenya", "KE", "Africa/Nairobi"),
+           ("Mexico City", "Mexico", "MX", "America/Mexico_City"),
+           ("San Francisco", "United States", "US", "America/Los_Angeles"))
+_COMPANIES = ("Acme Corp", "Globex", "Initech", "Northwind Traders", "Contoso", "Umbrella Labs", "Hooli")
+
+
+def words(rng: random.Random, n: int) -> str:
+    """n words: adjectives or nouns, ending with a noun."""
+    return " ".join(rng.choice(wb.NOUNS if i == n - 1 or rng.random() < 0.5 else wb.ADJECTIVES) for i in range(n))
+
+
+def _sentence(rng: random.Random) -> str:
+    c = rng.choice
+    s = (f"{c(wb.DETERMINERS)} {c(wb.ADJECTIVES)} {c(wb.NOUNS)} {c(wb.MODALS)} {c(wb.VERBS)} "
+         f"the {c(wb.NOUNS)} {c(wb.PREPOSITIONS)} the {c(wb.NOUNS)}.")
+    return s[0].upper() + s[1:]
+
+
+def _pick(*values: str):
+    return lambda r: r.choice(values)
+
+
+def _place(i: int):
+    return lambda r: r.choice(_PLACES)[i]
+
+
+# (name tokens, generator): the first rule with a key among the property name's tokens wins
+_NAME_RULES: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("email", "mail"), FORMATS["email"]),
+    (("url", "uri", "link", "website", "homepage", "href"), FORMATS["uri"]),
+    (("timezone", "tz"), _place(3)),
+    (("country_code",), _place(2)),
+    (("city", "cities", "town"), _place(0)),
+    (("country", "countries", "nation"), _place(1)),
+    (("location", "place", "destination", "origin"), lambda r: ", ".join(r.choice(_PLACES)[:2])),
+    (("address", "street"), lambda r: f"{r.randint(1, 250)} {r.choice(wb.NOUNS).title()} Street"),
+    (("zip", "postal", "postcode"), lambda r: f"{r.randint(10000, 99999)}"),
+    (("phone", "mobile", "tel"), lambda r: f"+1-555-{r.randint(100, 999):04d}"),
+    (("first_name", "firstname", "given_name"), lambda r: r.choice(FIRST_NAMES)),
+    (("last_name", "lastname", "surname", "family_name"), lambda r: r.choice(LAST_NAMES)),
+    (("username", "user", "login", "handle"), lambda r: f"{r.choice(FIRST_NAMES).lower()}{r.randint(1, 99)}"),
+    (("company", "organization", "organisation", "employer", "brand"), _pick(*_COMPANIES)),
+    (("name", "author", "person", "customer", "owner", "assignee", "contact"),
+     lambda r: f"{r.choice(FIRST_NAMES)} {r.choice(LAST_NAMES)}"),
+    (("unit", "units"), _pick("celsius", "fahrenheit")),
+    (("currency",), _pick("USD", "EUR", "GBP", "JPY")),
+    (("language", "lang"), _pick("English", "French", "Spanish", "German", "Japanese")),
+    (("locale",), _pick("en-US", "fr-FR", "de-DE", "ja-JP")),
+    (("color", "colour"), _pick("red", "blue", "green", "black", "white", "orange")),
+    (("datetime", "timestamp", "at", "created", "updated", "deadline"), FORMATS["date-time"]),
+    (("date", "day", "birthday", "dob"), FORMATS["date"]),
+    (("time",), lambda r: FORMATS["time"](r)[:5]),
+    (("uuid", "guid"), FORMATS["uuid"]),
+    (("id", "identifier"), lambda r: f"{r.choice(wb.NOUNS)[:3]}_{r.getrandbits(32):08x}"),
+    (("query", "search", "q", "keyword", "keywords", "prompt", "term"), lambda r: words(r, r.randint(2, 4))),
+    (("description", "summary", "text", "content", "message", "body", "comment", "reason", "explanation",
+      "note", "notes", "details", "answer", "response", "instructions", "bio"), _sentence),
+    (("title", "subject", "topic", "headline", "label"), lambda r: words(r, r.randint(2, 4)).title()),
+    (("status", "state"), _pick("active", "pending", "completed", "cancelled")),
+    (("category", "type", "kind", "tag", "tags", "genre"), lambda r: r.choice(wb.NOUNS)),
+)
+_NUMBER_NAMES = (  # name token -> nice default range
+    (("latitude", "lat"), (-90, 90)), (("longitude", "lon", "lng"), (-180, 180)),
+    (("year",), (1990, 2025)), (("age",), (18, 80)), (("rating", "stars"), (1, 5)),
+    (("price", "amount", "cost", "total", "salary"), (5, 500)),
+    (("percent", "percentage", "score"), (0, 100)), (("count", "quantity", "qty", "limit", "num", "n"), (1, 10)),
+)
+
+
+@lru_cache(maxsize=4096)
+def by_name(name: str | None, numeric: bool = False) -> Any:
+    """String generator (or, with ``numeric``, a nice (lo, hi) range) suggested by a property name."""
+    if not name:
+        return None
+    toks = "_" + "_".join(re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())) + "_"
+    for keys, value in _NUMBER_NAMES if numeric else _NAME_RULES:
+        if any(f"_{k}_" in toks for k in keys):
+            return value
+    return None

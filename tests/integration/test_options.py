@@ -80,6 +80,7 @@ COVERAGE = {
     "output_tokens_spread": ["TestNormalJitterNormalLength", "TestLognormalJitterUniformLength"],
     "default_max_tokens": ["TestFileTimingFixedLength::test_default_max_tokens",
                            "TestRequestOptions::test_models_file_adds_models"],
+    "reasoning_tokens": ["TestReasoningTokens::test_reasoning_budget"],
 }
 
 
@@ -552,3 +553,29 @@ def test_host_port_log_level_and_access_log_from_env():
     assert "TRACE:" in out and "HTTP connection made" in out
     assert "Application startup complete" in out
     assert ACCESS_LINE in out
+
+
+class TestReasoningTokens:
+    @pytest.fixture(scope="class")
+    def small(self):
+        with run_server("--ttft", "0", "--itl", "0", "--reasoning-tokens", "40") as s:
+            yield s
+
+    @pytest.fixture(scope="class")
+    def off(self):
+        with run_server("--ttft", "0", "--itl", "0", "--reasoning-tokens", "0") as s:
+            yield s
+
+    @staticmethod
+    def reasoning(base_url: str, effort: str = "medium") -> int:
+        r = httpx.post(base_url + "/v1/chat/completions", timeout=30, json={
+            "model": "o3-mini", "messages": MSGS, "max_completion_tokens": 4000, "reasoning_effort": effort})
+        assert r.status_code == 200, r.text
+        return r.json()["usage"]["completion_tokens_details"]["reasoning_tokens"]
+
+    def test_reasoning_budget(self, server, small, off):
+        default = [self.reasoning(server.base_url) for _ in range(5)]
+        assert all(256 * 0.7 - 1 <= n <= 256 * 1.3 + 1 for n in default), default
+        few = [self.reasoning(small.base_url) for _ in range(5)]
+        assert all(40 * 0.7 - 1 <= n <= 40 * 1.3 + 1 for n in few), few
+        assert self.reasoning(off.base_url) == 0

@@ -40,6 +40,7 @@ NON_DEFAULT: dict[str, typing.Any] = {
     "output_tokens": 50,
     "output_tokens_spread": 10,
     "default_max_tokens": 99,
+    "reasoning_tokens": 32,
 }
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import pathlib
 import random
 import re
+import subprocess
+import sys
 import time
 from typing import Literal, Optional
 
@@ -160,6 +164,16 @@ def test_same_seed_same_instance_and_seeds_differ():
         assert gen(FREE, seed) == gen(FREE, seed)
     distinct = {json.dumps(gen(FREE, seed), sort_keys=True) for seed in range(20)}
     assert len(distinct) >= 18
+
+
+def test_deterministic_across_hash_seeds():
+    code = ("import random, json; from fakeai.engine.jsonschema_gen import generate; "
+            "from tests.unit.test_jsonschema_gen import FREE, TREE; "
+            "print(json.dumps([generate(s, random.Random(5), hints={'city': 'Rome'}) for s in (FREE, TREE)]))")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (1, 2)}
+    assert len(outs) == 1 and outs.pop().startswith("[{")
 
 
 def test_rng_is_advanced_and_sequence_reproducible():
@@ -326,6 +340,14 @@ def test_hints_and_plausible_strings():
     assert re.fullmatch(r"[a-z.]+@example\.com", inst["email"])
     assert inst["unit"] in ("celsius", "fahrenheit")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", inst["date"])
+    # hints also fill optional / nullable properties (pydantic's Optional[str] is an anyOf with null)
+    optional = {"type": "object", "properties": {"city": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                                                 "town": {"type": ["null", "string"]}}}
+    for seed in range(10):
+        assert gen(optional, seed, hints={"city": "Oslo", "town": "Bergen"}) == {"city": "Oslo", "town": "Bergen"}
+    # numeric hints
+    assert gen({"type": "object", "properties": {"days": {"type": "integer", "maximum": 14}}, "required": ["days"]},
+               hints={"days": "3"}) == {"days": 3}
     # hint into an enum
     enum_schema = {"type": "object", "properties": {"unit": {"enum": ["celsius", "fahrenheit"]}}, "required": ["unit"]}
     assert all(gen(enum_schema, s, hints={"unit": "fahrenheit"})["unit"] == "fahrenheit" for s in range(10))
@@ -360,6 +382,12 @@ def test_keywords_mix():
         for seed in range(15):
             inst = gen(schema, seed)
             validate(inst, schema)
+    # allOf merging: lcm of multipleOf, additionalProperties:false of one branch forbids the other's properties
+    assert all(gen({"allOf": [{"type": "integer", "multipleOf": 4}, {"multipleOf": 6}]}, s) % 12 == 0
+               for s in range(10))
+    closed = {"allOf": [{"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False},
+                        {"properties": {"b": {"type": "integer"}}, "minProperties": 1}]}
+    assert all(set(gen(closed, s)) == {"a"} for s in range(10))
     # maps get a few keys
     assert len(gen({"type": "object", "additionalProperties": {"type": "integer"}}, 1)) >= 1
 
@@ -395,13 +423,13 @@ class Color(str, enum.Enum):
 class Address(pydantic.BaseModel):
     street: str
     city: str
-    zip_code: Optional[str] = None
+    zip_code: Optional[str] = None  # noqa: UP045
 
 
 class Person(pydantic.BaseModel):
     name: str
     age: int = pydantic.Field(ge=0, le=130)
-    email: Optional[str] = None
+    email: Optional[str] = None  # noqa: UP045 - typing.Optional on purpose
     favourite: Color
     role: Literal["admin", "user"]
     scores: list[float]
@@ -413,6 +441,8 @@ class Person(pydantic.BaseModel):
 def test_pydantic_model_schema():
     schema = Person.model_json_schema()
     check_schema(schema)
+    with pytest.raises(SchemaError):  # pydantic's own schema is not strict-mode compatible
+        check_schema(schema, strict=True)
     for seed in range(30):
         inst = gen(schema, seed)
         validate(inst, schema)

@@ -1,0 +1,119 @@
+"""From a chat request's tools, response_format, reasoning, prediction and logprobs
+fields to the engine's ``OutputSpec``, with OpenAI's 400s for what is invalid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine import jsonschema_gen
+from ..engine.output import OutputSpec
+from ..engine.prompt import content_text
+from ..engine.tools import Function, ToolPlan
+from ..schemas.chat import ChatCompletionRequest
+from .errors import APIError
+
+
+def _function(raw: Any, where: str) -> Function:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise APIError(400, f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
+                       code="missing_required_parameter")
+    params = raw.get("parameters")
+    if params is None:
+        params = {"type": "object", "properties": {}}
+    if not isinstance(params, dict):
+        raise APIError(400, f"Invalid type for '{where}.parameters': expected an object.",
+                       param=f"{where}.parameters", code="invalid_type")
+    strict = bool(raw.get("strict"))
+    try:
+        jsonschema_gen.check_schema(params, strict=strict, name=raw["name"])
+    except jsonschema_gen.SchemaError as e:
+        raise APIError(400, f"Invalid schema for function '{raw['name']}': {e}",
+                       param=f"{where}.parameters", code="invalid_function_parameters") from None
+    return Function(raw["name"], str(raw.get("description") or ""), params, strict)
+
+
+def _tool_plan(req: ChatCompletionRequest) -> ToolPlan | None:
+    after = bool(req.messages) and req.messages[-1].get("role") in ("tool", "function")
+    if req.functions is not None:  # legacy functions / function_call
+        fns = tuple(_function(f, f"functions[{i}]") for i, f in enumerate(req.functions))
+        fc = req.function_call
+        choice = "auto" if fc is None else fc if isinstance(fc, str) else fc.get("name")
+        if choice not in ("auto", "none") and not any(f.name == choice for f in fns):
+            raise APIError(400, f"Invalid value for 'function_call': function '{choice}' not found in "
+                           "'functions'.", param="function_call", code="invalid_value")
+        return ToolPlan(fns, choice, parallel=False, after_result=after, legacy=True)
+    if req.tools is None:
+        if req.tool_choice not in (None, "none"):
+            raise APIError(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                           "'tools' are specified.", param="tool_choice")
+        return None
+    fns = []
+    for i, tool in enumerate(req.tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            if isinstance(tool, dict) and tool.get("type") == "custom":
+                continue  # custom (free-form) tools are accepted and never called
+            raise APIError(400, f"Invalid value for '{where}.type': expected 'function'.",
+                           param=f"{where}.type", code="invalid_value")
+        fns.append(_function(tool.get("function"), f"{where}.function"))
+    names = [f.name for f in fns]
+    if len(set(names)) != len(names):
+        raise APIError(400, "Invalid 'tools': function names must be unique.", param="tools")
+    tc = req.tool_choice
+    if tc is None or tc in ("auto", "none", "required"):
+        choice = tc or "auto"
+    elif isinstance(tc, dict) and isinstance((tc.get("function") or {}).get("name"), str):
+        choice = tc["function"]["name"]
+        if choice not in names:
+            raise APIError(400, f"Invalid value for 'tool_choice': function '{choice}' not found in "
+                           "'tools'.", param="tool_choice", code="invalid_value")
+    elif isinstance(tc, dict) and tc.get("type") == "allowed_tools":
+        choice = (tc.get("allowed_tools") or {}).get("mode", "auto")
+    else:
+        raise APIError(400, "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
+                       "a named function.", param="tool_choice", code="invalid_value")
+    if fns and req.n > 1 and choice != "none":
+        raise APIError(400, "Invalid 'n': n > 1 is not supported with tools.", param="n")
+    parallel = req.parallel_tool_calls is not False
+    return ToolPlan(tuple(fns), choice, parallel=parallel, after_result=after)
+
+
+def _response_format(req: ChatCompletionRequest) -> tuple[dict | None, bool]:
+    rf = req.response_format
+    if rf is None or rf.get("type") in (None, "text"):
+        return None, False
+    kind = rf.get("type")
+    if kind == "json_object":
+        said = " ".join(content_text(m.get("content")) for m in req.messages).lower()
+        if "json" not in said:
+            raise APIError(400, "'messages' must contain the word 'json' in some form, to use "
+                           "'response_format' of type 'json_object'.", param="messages")
+        return None, True
+    if kind == "json_schema":
+        js = rf.get("json_schema")
+        if not isinstance(js, dict) or not isinstance(js.get("name"), str):
+            raise APIError(400, "Missing required parameter: 'response_format.json_schema.name'.",
+                           param="response_format.json_schema.name", code="missing_required_parameter")
+        schema = js.get("schema", {"type": "object"})
+        try:
+            jsonschema_gen.check_schema(schema, strict=bool(js.get("strict")), name=js["name"])
+        except jsonschema_gen.SchemaError as e:
+            raise APIError(400, str(e), param="response_format", code="invalid_json_schema") from None
+        return schema, False
+    raise APIError(400, f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and "
+                   "'json_schema'.", param="response_format.type", code="invalid_value")
+
+
+def output_spec(req: ChatCompletionRequest) -> OutputSpec:
+    schema, json_object = _response_format(req)
+    top = None
+    if req.top_logprobs is not None and not req.logprobs:
+        raise APIError(400, "Invalid value for 'top_logprobs': 'logprobs' must be true to use it.",
+                       param="top_logprobs")
+    if req.logprobs:
+        top = req.top_logprobs or 0
+    prediction = None
+    if req.prediction is not None:
+        prediction = content_text(req.prediction.get("content")) or None
+    return OutputSpec(tools=_tool_plan(req), json_schema=schema, json_object=json_object,
+                      reasoning_effort=req.reasoning_effort, prediction=prediction, top_logprobs=top)
