@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 
 from ..engine.core import Choice, Engine, GenParams, Generation
 from ..engine.latency import Timing
+from ..engine.logprobs import completion_logprobs
+from ..engine.output import OutputSpec
 from ..schemas.common import stop_tuple
 from ..schemas.completions import CompletionRequest
 from . import common
@@ -89,7 +91,8 @@ def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest,
             g = Generation(model, count, [Choice([], [], "length") for _ in range(p.n)],
                            engine.latency(model).timing(count))
         else:
-            g = engine.generate(model, count, p, text, param="prompt")
+            spec = OutputSpec(top_logprobs=req.logprobs)
+            g = engine.generate(model, count, p, text, param="prompt", spec=spec)
         prompt_tokens += count
         completion_extra += sum(len(c.ids) for c in g.choices[req.n:])  # best_of losers are billed
         choices.extend(g.choices[: req.n])
@@ -108,7 +111,8 @@ def _usage(gen: Generation) -> dict:
 
 def _render(gen: Generation, meta: dict, echo: list[str] | None) -> bytes:
     choices = [
-        {"text": (echo[i] if echo else "") + c.text, "index": i, "logprobs": None,
+        {"text": (echo[i] if echo else "") + c.text, "index": i,
+         "logprobs": None if c.logprobs is None else completion_logprobs(c.logprobs, len(echo[i]) if echo else 0),
          "finish_reason": c.finish_reason}
         for i, c in enumerate(gen.choices)
     ]
@@ -125,9 +129,19 @@ async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bo
     tail = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
     choices = gen.choices
 
-    def chunk(i: int, text: str, finish: str | None) -> bytes:
+    offsets = [len(echo[i]) if echo else 0 for i in range(len(choices))]
+
+    def chunk(i: int, text: str, finish: str | None, lp: bytes = b"null") -> bytes:
         return (head + b'{"text":' + dumps(text) + b',"index":' + str(i).encode()
-                + b',"logprobs":null,"finish_reason":' + dumps(finish) + b"}" + tail)
+                + b',"logprobs":' + lp + b',"finish_reason":' + dumps(finish) + b"}" + tail)
+
+    def token_chunk(i: int, c: Choice, step: int) -> bytes:
+        text = c.texts[step]
+        if c.logprobs is None:
+            return chunk(i, text, None)
+        lp = completion_logprobs([c.logprobs[step]], offsets[i])
+        offsets[i] += len(text)
+        return chunk(i, text, None, dumps(lp))
 
     def render(start: int, end: int) -> bytes:
         out = []
@@ -136,7 +150,7 @@ async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bo
                 if step == 0 and echo:
                     out.append(chunk(i, echo[i], None))
                 if step < len(c.texts):
-                    out.append(chunk(i, c.texts[step], None))
+                    out.append(token_chunk(i, c, step))
                 if step == len(c.texts) - 1 or (step == 0 and not c.texts):
                     out.append(chunk(i, "", c.finish_reason))
         return b"".join(out)

@@ -121,7 +121,7 @@ class _Parser:
         if c == ".":
             return ("set", _LETTERS + string.digits)
         if c in "^$":
-            return ("empty",)
+            return ("lit", c)
         if c == "\\":
             return self.escape(in_class=False)
         if c in "*+?":
@@ -155,7 +155,7 @@ class _Parser:
     def escape(self, in_class: bool) -> tuple:
         c = self.take()
         if c in _CLASS:
-            return ("lit", c)
+            return ("set", _CLASS[c], c)
         if c in _SIMPLE_ESC:
             return ("lit", _SIMPLE_ESC[c])
         if c in "xu":
