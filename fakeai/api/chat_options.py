@@ -25,10 +25,9 @@ def _function(raw: Any, where: str) -> Function:
                        param=f"{where}.parameters", code="invalid_type")
     strict = bool(raw.get("strict"))
     try:
-        jsonschema_gen.check_schema(params, strict=strict, name=raw["name"])
+        jsonschema_gen.check_schema(params, strict=strict, name=raw["name"], kind="function")
     except jsonschema_gen.SchemaError as e:
-        raise APIError(400, f"Invalid schema for function '{raw['name']}': {e}",
-                       param=f"{where}.parameters", code="invalid_function_parameters") from None
+        raise APIError(400, str(e), param=f"{where}.parameters", code="invalid_function_parameters") from None
     return Function(raw["name"], str(raw.get("description") or ""), params, strict)
 
 

@@ -48,7 +48,7 @@ STRICT_UNSUPPORTED = (
 MAX_ATTEMPTS = 20
 CACHE_SIZE = 256
 OPTIONAL_P = 0.6  # probability of including an optional property
-NODE_BUDGET = 20000  # values per attempt (guards against explosive recursion)
+NODE_BUDGET = 5000  # values per attempt (guards against explosive recursion)
 
 
 class SchemaError(ValueError):
@@ -278,7 +278,7 @@ class _Gen:
     def deref(self, s: Any) -> Any:
         for _ in range(64):
             if not isinstance(s, dict) or "$ref" not in s:
-                return True if s == {} else s
+                return s
             rest = {k: v for k, v in s.items() if k != "$ref" and k not in _META}
             s = _merge(_resolve(self.root, s["$ref"]), rest)
         raise _Fail("reference cycle")

@@ -121,7 +121,7 @@ class _Parser:
         if c == ".":
             return ("set", _LETTERS + string.digits)
         if c in "^$":
-            return ("lit", c)
+            return ("empty",)
         if c == "\\":
             return self.escape(in_class=False)
         if c in "*+?":

@@ -250,6 +250,14 @@ def test_linked_list_prefers_null_at_depth_limit():
         assert depth(inst) <= 4
 
 
+def test_nullable_recursion_stops_at_max_depth():
+    schema = {"type": ["object", "null"], "properties": {"next": {"$ref": "#"}}, "required": ["next"]}
+    for seed in range(40):
+        inst = gen(schema, seed, max_depth=2)
+        validate(inst, schema)
+        assert depth(inst) <= 2  # {"next": {"next": null}} at most
+
+
 def test_one_of_exactly_one_branch():
     cases = [
         {"oneOf": [{"type": "integer", "multipleOf": 3}, {"type": "integer", "multipleOf": 5}]},
