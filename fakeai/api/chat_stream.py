@@ -96,14 +96,8 @@ async def stream(engine: Engine, gen: Generation, meta: dict, include_usage: boo
                     out.append(w.finish(i, c.finish_reason))
         return b"".join(out)
 
-    if gen.steps == 0:
-        async for _ in engine.run(gen):
-            pass
-        yield render(0, 1)
-    else:
-        async for chunk in common.paced(engine, gen, render):
-            yield chunk
-    if include_usage:
-        yield w.usage(common.usage(gen)) + common.DONE
-    else:
-        yield common.DONE
+    def closing() -> bytes:
+        return w.usage(common.usage(gen)) if include_usage else b""
+
+    async for chunk in common.paced(engine, gen, render, closing):
+        yield chunk

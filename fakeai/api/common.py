@@ -74,8 +74,15 @@ def sse_response(events: AsyncIterator[bytes]) -> SSEResponse:
     return SSEResponse(events)
 
 
-async def paced(engine: Engine, gen: Generation,
-                render: Callable[[int, int], bytes]) -> AsyncIterator[bytes]:
-    """Drive ``gen`` on the engine's schedule; each due step range becomes one write."""
-    async for start, end in engine.run(gen):
-        yield render(start, end)
+async def paced(engine: Engine, gen: Generation, render: Callable[[int, int], bytes],
+                closing: Callable[[], bytes]) -> AsyncIterator[bytes]:
+    """Drive ``gen`` on the engine's schedule: each due step range becomes one write,
+    then ``closing()`` (the usage chunk, if any) and ``[DONE]``."""
+    if gen.steps == 0:  # nothing to decode: the finish chunks go out after the TTFT
+        async for _ in engine.run(gen):
+            pass
+        yield render(0, 1)
+    else:
+        async for start, end in engine.run(gen):
+            yield render(start, end)
+    yield closing() + DONE

@@ -155,14 +155,8 @@ async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bo
                     out.append(chunk(i, "", c.finish_reason))
         return b"".join(out)
 
-    if gen.steps == 0:
-        async for _ in engine.run(gen):
-            pass
-        yield render(0, 1)
-    else:
-        async for data in common.paced(engine, gen, render):
-            yield data
-    if include_usage:
-        yield head + b'],"usage":' + dumps(_usage(gen)) + b"}\n\n" + common.DONE
-    else:
-        yield common.DONE
+    def closing() -> bytes:
+        return head + b'],"usage":' + dumps(_usage(gen)) + b"}\n\n" if include_usage else b""
+
+    async for data in common.paced(engine, gen, render, closing):
+        yield data

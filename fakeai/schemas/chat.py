@@ -12,31 +12,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .common import STRICT, Extensions, Penalty, Probability, StreamOptions, Temperature
+from .common import STRICT, Sampling
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
-class ChatCompletionRequest(Extensions):
+class ChatCompletionRequest(Sampling):
     model_config = STRICT
 
-    model: str
     messages: Annotated[list[dict[str, Any]], Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    n: Annotated[int, Field(ge=1, le=128)] = 1
-    seed: int | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    temperature: Temperature | None = None
-    top_p: Probability | None = None
-    frequency_penalty: Penalty | None = None
-    presence_penalty: Penalty | None = None
-    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
