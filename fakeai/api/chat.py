@@ -10,7 +10,7 @@ from ..engine.prompt import last_user_text
 from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
 from . import chat_stream, common
-from .chat_options import output_spec
+from .chat_options import check_model_params, output_spec
 from .body import parse, read_json, request_body_schema
 from .common import dumps
 from .errors import APIError
@@ -48,6 +48,7 @@ async def create_chat_completion(request: Request):
     if not model.capabilities.chat:
         raise APIError(400, f"The model `{req.model}` does not support chat completions.",
                        param="model", code="model_not_supported")
+    check_model_params(req, model)
     prompt_tokens = engine.count_chat_prompt(model, req.messages, req.tools or req.functions)
     spec = output_spec(req)
     gen = engine.generate(model, prompt_tokens, _params(req, raw), last_user_text(req.messages),

@@ -41,6 +41,9 @@ def _tool_plan(req: ChatCompletionRequest) -> ToolPlan | None:
             raise APIError(400, f"Invalid value for 'function_call': function '{choice}' not found in "
                            "'functions'.", param="function_call", code="invalid_value")
         return ToolPlan(fns, choice, parallel=False, after_result=after, legacy=True)
+    if req.tools is not None and not req.tools:
+        raise APIError(400, "Invalid 'tools': empty array. Expected an array with minimum length 1, "
+                       "but got an empty array instead.", param="tools", code="empty_array")
     if req.tools is None:
         if req.tool_choice not in (None, "none"):
             raise APIError(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
@@ -67,7 +70,15 @@ def _tool_plan(req: ChatCompletionRequest) -> ToolPlan | None:
             raise APIError(400, f"Invalid value for 'tool_choice': function '{choice}' not found in "
                            "'tools'.", param="tool_choice", code="invalid_value")
     elif isinstance(tc, dict) and tc.get("type") == "allowed_tools":
-        choice = (tc.get("allowed_tools") or {}).get("mode", "auto")
+        allowed = tc.get("allowed_tools") or {}
+        choice = allowed.get("mode", "auto")
+        keep = {(t.get("function") or {}).get("name") or t.get("name")
+                for t in allowed.get("tools") or () if isinstance(t, dict)}
+        unknown = keep - set(names)
+        if unknown:
+            raise APIError(400, f"Invalid value for 'tool_choice': function '{sorted(unknown)[0]}' not "
+                           "found in 'tools'.", param="tool_choice.allowed_tools", code="invalid_value")
+        fns = [f for f in fns if f.name in keep]
     else:
         raise APIError(400, "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
                        "a named function.", param="tool_choice", code="invalid_value")
@@ -101,6 +112,18 @@ def _response_format(req: ChatCompletionRequest) -> tuple[dict | None, bool]:
         return schema, False
     raise APIError(400, f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' and "
                    "'json_schema'.", param="response_format.type", code="invalid_value")
+
+
+def check_model_params(req: ChatCompletionRequest, model) -> None:
+    """Parameters OpenAI rejects for a model that cannot use them."""
+    reasoning = model.capabilities.reasoning
+    if req.reasoning_effort is not None and not reasoning:
+        raise APIError(400, "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                       param="reasoning_effort", code="unsupported_parameter")
+    # OpenAI's own reasoning models take max_completion_tokens only (vLLM-served ones take both)
+    if reasoning and req.max_tokens is not None and model.provider == "openai" and "/" not in model.id:
+        raise APIError(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                       "Use 'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
 
 
 def output_spec(req: ChatCompletionRequest) -> OutputSpec:

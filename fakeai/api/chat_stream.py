@@ -68,6 +68,8 @@ def _step_chunk(w: ChunkWriter, i: int, c: Choice, step: int) -> bytes | None:
                 return w.delta(i, b'{"tool_calls":[{"index":' + str(k).encode()
                                + b',"function":{"arguments":' + dumps(text) + b"}}]}")
         return None
+    if c.logprobs is None:
+        return w.content(i, text)
     lp = c.logprobs[step - c.reasoning]
     return w.delta(i, b'{"content":' + dumps(text) + b"}",
                    b'{"content":[' + dumps(lp) + b'],"refusal":null}')

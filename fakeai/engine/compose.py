@@ -58,7 +58,10 @@ def tool_call_choice(gen: TextGenerator, fns: list[tools.Function], rng: random.
                               offset + start - 1, offset + start, offset + len(ids)))
     ids, cut = _cut(ids, budget)
     if cut:  # the budget ran out inside the calls: keep what was generated
-        calls = [c for c in calls if c.header_step < offset + budget]
+        end = offset + budget
+        if calls[0].header_step >= end:  # inside the first name: the header is all there is
+            calls[0].header_step = calls[0].args_start = calls[0].args_end = end - 1
+        calls = [c for c in calls if c.header_step < end]
         last = calls[-1]
         kept = offset + budget - last.args_start
         last.arguments = "".join(tok.token_text(t) for t in ids[last.args_start - offset:][:max(kept, 0)])
@@ -150,5 +153,7 @@ def apply_stop(choice: Choice, stops: tuple[str, ...]) -> None:
 
 
 def add_logprobs(choice: Choice, gen: TextGenerator, rng: random.Random, top_n: int) -> None:
+    if choice.tool_calls:
+        return  # logprobs cover content; a tool call has none
     r = choice.reasoning
     choice.logprobs = chat_logprobs(gen.tok, choice.ids[r:], choice.texts[r:], rng, top_n)

@@ -39,7 +39,7 @@ def alternatives_for(tok: Tokenizer) -> tuple[int, ...]:
 
 def token_entry(tok: Tokenizer, token: int, text: str, rng: random.Random, top_n: int) -> dict:
     """One OpenAI ``ChatCompletionTokenLogprob``: token, logprob, bytes, top_logprobs."""
-    raw = tok.token_bytes(token)
+    raw = tok.token_bytes(token) if text == tok.token_text(token) else text.encode()  # cut by a stop
     chosen = -abs(rng.gauss(0.0, 0.6)) - 0.0005
     entry = {"token": text, "logprob": round(chosen, 6), "bytes": list(raw), "top_logprobs": []}
     if top_n <= 0:

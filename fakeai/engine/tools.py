@@ -35,7 +35,8 @@ _PROPER = re.compile(r"\b([A-Z][a-z]{2,}(?:\s[A-Z][a-z]{2,})?)\b")
 _NOT_NAMES = frozenset(
     "what how where when why who which whose is are can could would will should please tell give "
     "show find get the this that there my our your his her its hello thanks thank hi hey yes no "
-    "and but also then today tomorrow monday tuesday wednesday thursday friday saturday sunday".split()
+    "and but also then today tomorrow monday tuesday wednesday thursday friday saturday sunday "
+    "check make book find search look weather send create write plan schedule remind call".split()
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,6}(?:\.\d+)?)(?![\w.])")
@@ -86,10 +87,42 @@ def choose(plan: ToolPlan, user_text: str) -> list[Function]:
     return relevant[:3]
 
 
+def _english() -> frozenset[str]:
+    from . import wordbank
+
+    words = set()
+    for name in dir(wordbank):
+        value = getattr(wordbank, name)
+        if isinstance(value, tuple):
+            words.update(w.lower() for w in value if isinstance(w, str) and w.isalpha())
+    return frozenset(words)
+
+
+_ENGLISH = _english()
+
+
+def proper_nouns(text: str) -> list[str]:
+    """Capitalised names, most likely first: mid-sentence ones, then a sentence's first
+    word only when it is not an ordinary English word ("Check", "Weather")."""
+    inner, initial = [], []
+    for m in _PROPER.finditer(text):
+        name = m.group(1)
+        first = name.split()[0].lower()
+        if not name.isascii() or first in _NOT_NAMES:
+            continue
+        before = text[: m.start()].rstrip()
+        if not before or before[-1] in ".!?:":
+            if first not in _ENGLISH:
+                initial.append(name)
+        else:
+            inner.append(name)
+    return inner + initial
+
+
 def hints_from(text: str) -> dict[str, str]:
     """Values the user gave, keyed by the property names they plausibly fill."""
     hints: dict[str, str] = {}
-    proper = [m for m in _PROPER.findall(text) if m.isascii() and m.split()[0].lower() not in _NOT_NAMES]
+    proper = proper_nouns(text)
     if proper:
         for key in ("city", "location", "place", "destination", "country", "name"):
             hints[key] = proper[0]
