@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from . import __version__
 from .api import chat, completions, errors, health, models
+from .api.body import body_components
 from .api.fastpath import FastPath
 from .api.middleware import RequestMeta
 from .config import Settings
@@ -83,8 +84,6 @@ def _openapi(app: FastAPI) -> dict:
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description,
                           routes=app.routes)
-        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        for module in _ROUTERS:
-            schemas.update(getattr(module, "COMPONENTS", {}))
+        doc.setdefault("components", {}).setdefault("schemas", {}).update(body_components())
         app.openapi_schema = doc
     return app.openapi_schema

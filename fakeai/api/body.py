@@ -44,11 +44,21 @@ def parse(model: type[M], data: dict[str, Any], strict: bool) -> M:
     return obj
 
 
-def request_body_schema(model: type[BaseModel]) -> tuple[dict, dict]:
-    """OpenAPI ``requestBody`` for a route that parses its body itself, and the
-    component schemas it references (merged into /openapi.json by the app)."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    components = schema.pop("$defs", {})
-    components[model.__name__] = schema
+BODY_MODELS: list[type[BaseModel]] = []  # request models whose schemas /openapi.json lists
+
+
+def request_body(model: type[BaseModel]) -> dict:
+    """OpenAPI ``requestBody`` for a route that parses its body itself. The schema is
+    generated only when /openapi.json is first asked for (see ``body_components``)."""
+    BODY_MODELS.append(model)
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}, components
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def body_components() -> dict:
+    components: dict = {}
+    for model in BODY_MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return components

@@ -11,13 +11,13 @@ from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
 from . import chat_stream, common
 from .chat_options import check_model_params, output_spec
-from .body import parse, read_json, request_body_schema
+from .body import parse, read_json, request_body
 from .common import dumps
 from .errors import APIError
 
 router = APIRouter(tags=["chat"])
 
-_REQUEST_SCHEMA, COMPONENTS = request_body_schema(ChatCompletionRequest)
+_REQUEST_SCHEMA = request_body(ChatCompletionRequest)
 
 
 def _params(req: ChatCompletionRequest, raw: dict) -> GenParams:

@@ -14,13 +14,13 @@ from ..engine.output import OutputSpec
 from ..schemas.common import stop_tuple
 from ..schemas.completions import CompletionRequest
 from . import common
-from .body import parse, read_json, request_body_schema
+from .body import parse, read_json, request_body
 from .common import dumps
 from .errors import APIError
 
 router = APIRouter(tags=["completions"])
 
-_REQUEST_SCHEMA, COMPONENTS = request_body_schema(CompletionRequest)
+_REQUEST_SCHEMA = request_body(CompletionRequest)
 
 
 def _prompts(prompt, tok) -> list[tuple[str, int]]:

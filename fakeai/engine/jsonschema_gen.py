@@ -30,9 +30,6 @@ from fractions import Fraction
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema import exceptions as _jexc
-from jsonschema.validators import validator_for
 
 from fakeai.engine import regexgen
 from fakeai.engine import wordbank as wb
@@ -69,6 +66,14 @@ _CACHE: OrderedDict[bytes, Any] = OrderedDict()
 _LOCK = threading.Lock()
 
 
+def _validator_class(schema: Any) -> Any:
+    # imported on first use: jsonschema costs ~40 ms of start-up that plain chat never needs
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import validator_for
+
+    return validator_for(schema, default=Draft202012Validator)
+
+
 def _validator(schema: Any) -> Any:
     """Format-asserting validator, LRU-cached by content; SchemaError if invalid."""
     try:
@@ -80,7 +85,7 @@ def _validator(schema: Any) -> Any:
             _CACHE.move_to_end(key)
             return _CACHE[key]
     check_schema(schema)
-    cls = validator_for(schema, default=Draft202012Validator)
+    cls = _validator_class(schema)
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     with _LOCK:
         _CACHE[key] = validator
@@ -105,9 +110,11 @@ def check_schema(schema: Any, strict: bool = False, name: str | None = None,
 
     if not isinstance(schema, (dict, bool)):
         raise SchemaError(f"{prefix}schema must be a JSON object or boolean, got {type(schema).__name__}.")
+    from jsonschema.exceptions import SchemaError as _InvalidSchema
+
     try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except _jexc.SchemaError as exc:
+        _validator_class(schema).check_schema(schema)
+    except _InvalidSchema as exc:
         raise fail(tuple(exc.absolute_path)[:-1], exc.message + ".") from None
     for sub, path in _walk(schema, ()):
         if isinstance(sub.get("$ref"), str):
