@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from . import __version__
-from .api import chat, completions, errors, health, models
+from .api import (anthropic, audio, chat, completions, embeddings, errors, health, images, models,
+                  moderations, rerank)
 from .api.body import body_components
 from .api.fastpath import FastPath
 from .api.middleware import RequestMeta
@@ -22,7 +23,7 @@ from .registry import ModelRegistry
 
 log = logging.getLogger("fakeai")
 
-_ROUTERS = (health, models, chat, completions)
+_ROUTERS = (health, models, chat, completions, embeddings, rerank, images, audio, moderations, anthropic)
 
 
 def _warm(encodings: list[str]) -> None:

@@ -74,6 +74,10 @@ class Settings(BaseModel):
         "high x2.5, ...); 0 turns reasoning off.",
     )
 
+    image_ttl_s: int = Field(
+        3600, ge=1, description="Seconds a generated image's URL (/images/{id}.{ext}) stays valid; then 404."
+    )
+
     # -- output length ----------------------------------------------------------
     output_length: OutputLength = Field(
         "normal",

@@ -216,6 +216,17 @@ class Engine:
         finally:
             self.capacity.release()
 
+    async def simulate(self, model: ModelDef, prompt_tokens: int, output_steps: int = 0,
+                       arrival: float | None = None) -> Generation:
+        """Serve a request that generates no text (embeddings, rerank, images, speech...)
+        through the same latency model and capacity gate: a prefill of ``prompt_tokens``
+        then ``output_steps`` decode steps. Returns once it is done."""
+        steps = [0] * output_steps
+        gen = Generation(model, prompt_tokens, [Choice(steps, [""] * output_steps, "stop")] if output_steps else [],
+                         self.latency(model).timing(prompt_tokens), arrival=arrival)
+        await self.complete(gen)
+        return gen
+
     async def complete(self, gen: Generation) -> None:
         """Hold a non-streaming request until its last token is due."""
         first = await self._admit(gen)
