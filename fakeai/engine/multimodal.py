@@ -14,6 +14,7 @@ import base64
 import binascii
 import io
 import math
+import functools
 import re
 import struct
 import tomllib
@@ -74,6 +75,7 @@ def load_rules() -> dict[str, Any]:
     return {**doc, "families": fams}
 
 
+@functools.lru_cache(maxsize=4096)  # per request on the chat path; ids are few
 def family_for_model(model_id: str) -> str:
     """The rule family of a model id (first matching `model_families` pattern)."""
     rules, mid = load_rules(), model_id.lower()
