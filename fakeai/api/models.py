@@ -18,12 +18,15 @@ def model_object(m: ModelDef) -> dict:
 def _listing(engine: Engine) -> bytes:
     """The list body, rebuilt only when the registry changes."""
     reg = engine.registry
-    key = reg.version if hasattr(reg, "version") else len(reg.list())
-    cached = getattr(engine, "_models_body", None)
-    if cached is None or cached[0] != key:
+    cached = _cache.get(id(reg))
+    if cached is None or cached[0] != reg.version:
         body = dumps({"object": "list", "data": [model_object(m) for m in reg.list()]})
-        engine._models_body = cached = (key, body)
+        _cache.clear()
+        _cache[id(reg)] = cached = (reg.version, body)
     return cached[1]
+
+
+_cache: dict[int, tuple[int, bytes]] = {}
 
 
 @router.get("/v1/models")

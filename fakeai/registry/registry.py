@@ -226,6 +226,7 @@ class ModelRegistry:
         self._aliases: dict[str, str] = {}
         self._synth: OrderedDict[str, ModelDef] = OrderedDict()
         self._lock = threading.RLock()
+        self.version = 0  # bumped on every add/remove: caches of the listing key on it
         for model in models:
             self.add(model)
 
@@ -388,6 +389,7 @@ class ModelRegistry:
             for alias in model.aliases:
                 self._aliases[alias] = model.id
             self._synth.clear()  # synthesized entries may shadow or derive from this id
+            self.version += 1
 
     def remove(self, model_id: str) -> bool:
         """Remove a model by exact id; returns whether it existed."""
@@ -398,4 +400,5 @@ class ModelRegistry:
             for alias in model.aliases:
                 self._aliases.pop(alias, None)
             self._synth.clear()
+            self.version += 1
             return True

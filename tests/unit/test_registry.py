@@ -424,3 +424,16 @@ def test_yaml_catalog_with_parent_inheritance(tmp_path):
     assert m.latency == base.latency
     assert m.pricing == dataclasses.replace(base.pricing, output=0.5)
     assert reg.default_latency.jitter == 0.2
+
+
+def test_version_changes_on_add_and_remove():
+    reg = ModelRegistry.load()
+    v0 = reg.version
+    base = reg.get("gpt-4o")
+    import dataclasses
+
+    reg.add(dataclasses.replace(base, id="acme/x", aliases=()))
+    assert reg.version > v0
+    v1 = reg.version
+    assert reg.remove("acme/x") and reg.version > v1
+    assert not reg.remove("acme/x")
