@@ -1,5 +1,331 @@
-"""Placeholder: being written."""
+"""``/v1/audio/speech``, ``/v1/audio/transcriptions`` and ``/v1/audio/translations``: wire format only.
 
-from fastapi import APIRouter
+Synthesis, decoding and transcripts live in ``fakeai.services.audio`` and
+``fakeai.services.transcribe``; the CPU-heavy parts (synthesis, encoding,
+decoding) run in a worker thread, and every request is held for its modelled
+time by the engine (see docs/audio.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
+from starlette.responses import Response, StreamingResponse
+
+from ..engine.core import Engine, Generation
+from ..engine.logprobs import token_entry
+from ..engine.multimodal import audio_tokens as input_audio_tokens
+from ..engine.output import Choice
+from ..registry import ModelDef
+from ..schemas.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
+from ..services import audio as synth
+from ..services import transcribe as stt
+from . import common
+from .body import parse, read_json, request_body
+from .common import dumps
+from .errors import APIError
 
 router = APIRouter(tags=["audio"])
+
+MAX_INPUT_CHARS = 4096
+_CHUNK = 32 * 1024                 # bytes per write of a speech response
+_SSE_CHUNK = 12 * 1024             # raw audio bytes per speech.audio.delta (a multiple of 3)
+_WHISPER_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+_GPT_FORMATS = ("json", "text")
+_BAD_CONTENT_TYPE = ("Invalid Content-Type header ({}), expected multipart/form-data. (HINT: If you're "
+                     "using curl, you can pass -H 'Content-Type: multipart/form-data')")
+
+
+def _multipart(model) -> dict:
+    """OpenAPI requestBody for a multipart route (the model's schema, listed in components)."""
+    extra = request_body(model)
+    content = extra["requestBody"]["content"]
+    content["multipart/form-data"] = content.pop("application/json")
+    return extra
+
+
+def _base(model: ModelDef) -> str:
+    return model.parent or model.id
+
+
+def _quote_list(values) -> str:
+    return " and ".join(", ".join(f"'{v}'" for v in values).rsplit(", ", 1))
+
+
+async def _off_loop(fn: Callable, *args):
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+# --------------------------------------------------------------------------- speech
+
+def _speech_voice(voice, model: ModelDef) -> str:
+    if not isinstance(voice, str):
+        return "custom:" + voice.id
+    classic = _base(model).startswith("tts-")
+    allowed = synth.CLASSIC_VOICES if classic else tuple(synth.VOICES)
+    if voice not in allowed:
+        raise APIError(400, f"Invalid value: '{voice}'. Supported values are: {_quote_list(allowed)}.",
+                       param="voice", code="invalid_value")
+    return voice
+
+
+def _speech_input(text: str) -> str:
+    if not text.strip():
+        raise APIError(400, "Invalid 'input': string too short. Expected a string with minimum length 1, "
+                       "but got an empty string instead.", param="input", code="string_below_min_length")
+    if len(text) > MAX_INPUT_CHARS:
+        raise APIError(400, f"Invalid 'input': string too long. Expected a string with maximum length "
+                       f"{MAX_INPUT_CHARS}, but got a string with length {len(text)} instead.",
+                       param="input", code="string_above_max_length")
+    return text
+
+
+@router.post("/v1/audio/speech", openapi_extra=request_body(SpeechRequest))
+async def create_speech(request: Request):
+    app = request.app.state
+    req = parse(SpeechRequest, await read_json(request), app.settings.strict_params)
+    engine: Engine = app.engine
+    model = engine.model(req.model)
+    if not model.capabilities.tts:
+        raise APIError(400, f"The model `{req.model}` does not support speech synthesis.",
+                       param="model", code="model_not_supported")
+    voice = _speech_voice(req.voice, model)
+    text = _speech_input(req.input)
+    sse = req.stream_format == "sse"
+    if sse and _base(model).startswith("tts-"):
+        raise APIError(400, f"stream_format 'sse' is not supported for model '{req.model}'. Use 'audio' "
+                       "instead.", param="stream_format", code="unsupported_value")
+    tok = engine.tokenizer(model)
+    prompt_tokens = tok.count(text) + (tok.count(req.instructions) if req.instructions else 0)
+    if prompt_tokens > model.context_window:
+        raise APIError(400, f"Invalid 'input': the input is {prompt_tokens} tokens, more than the "
+                       f"{model.context_window} tokens model '{req.model}' accepts.", param="input",
+                       code="string_above_max_length")
+    data, seconds = await _off_loop(synth.speech, text, voice, req.response_format, req.speed)
+    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request))
+    if sse:
+        out_tokens = synth.audio_tokens(seconds)
+        usage = {"input_tokens": prompt_tokens, "output_tokens": out_tokens,
+                 "total_tokens": prompt_tokens + out_tokens}
+        return common.sse_response(_speech_events(data, usage))
+    return StreamingResponse(_chunks(data), media_type=synth.MEDIA_TYPES[req.response_format])
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), _CHUNK):
+        yield data[i:i + _CHUNK]
+
+
+async def _speech_events(data: bytes, usage: dict) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), _SSE_CHUNK):
+        chunk = base64.b64encode(data[i:i + _SSE_CHUNK]).decode("ascii")
+        yield b"data: " + dumps({"type": "speech.audio.delta", "audio": chunk}) + b"\n\n"
+    yield b"data: " + dumps({"type": "speech.audio.done", "usage": usage}) + b"\n\n"
+
+
+# --------------------------------------------------------------------------- uploads
+
+_LIST_FIELDS = frozenset({"timestamp_granularities", "include", "known_speaker_names",
+                          "known_speaker_references"})
+
+
+def _scalar(name: str, value: str) -> Any:
+    """A form field as the JSON value it stands for (left a string when it is not one)."""
+    if name == "temperature":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if name == "stream":
+        return {"true": True, "false": False}.get(value.strip().lower(), value)
+    if name == "chunking_strategy" and value.lstrip().startswith("{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+async def _form(request: Request) -> tuple[dict[str, Any], str]:
+    """(fields with the file as bytes, the file's name) of a multipart upload."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise APIError(400, _BAD_CONTENT_TYPE.format(ctype or "none"))
+    fields: dict[str, Any] = {}
+    filename = ""
+    try:
+        async with request.form() as form:
+            for key, value in form.multi_items():
+                name = key[:-2] if key.endswith("[]") else key
+                if isinstance(value, UploadFile):
+                    fields[name] = await value.read()
+                    filename = value.filename or ""
+                elif name in _LIST_FIELDS:
+                    fields.setdefault(name, []).append(value)
+                else:
+                    fields[name] = _scalar(name, value)
+    except APIError:
+        raise
+    except Exception:  # noqa: BLE001 - python-multipart raises several types on a malformed body
+        raise APIError(400, "Could not parse multipart form data.") from None
+    return fields, filename
+
+
+async def _audio_seconds(data: bytes, filename: str) -> float:
+    ext = filename.rsplit(".", 1)[1].lower() if "." in filename else ""
+    if ext and ext not in stt.EXTENSIONS:
+        raise APIError(400, f"Invalid file format. Supported formats: {list(stt.EXTENSIONS)}",
+                       param="file", code="invalid_value")
+    if len(data) > stt.MAX_FILE_BYTES:
+        raise APIError(413, f"Maximum content size limit ({stt.MAX_FILE_BYTES}) exceeded ({len(data)} "
+                       "bytes read)", param="file", code="file_too_large")
+    try:
+        return await _off_loop(stt.decode_seconds, data)
+    except stt.AudioError:
+        raise APIError(400, "Audio file might be corrupted or unsupported", param="file",
+                       code="invalid_value") from None
+
+
+def _check_model(engine: Engine, model_id: str, task: str) -> ModelDef:
+    model = engine.model(model_id)
+    whisper = _base(model).startswith("whisper")
+    if not model.capabilities.transcription or (task == "translate" and not whisper):
+        what = "transcriptions" if task == "transcribe" else "translations"
+        raise APIError(400, f"The model `{model_id}` does not support audio {what}.", param="model",
+                       code="model_not_supported")
+    return model
+
+
+def _check_format(fmt: str, model: ModelDef, model_id: str) -> None:
+    allowed = _WHISPER_FORMATS if _base(model).startswith("whisper") else _GPT_FORMATS
+    if fmt not in allowed:
+        raise APIError(400, f"response_format '{fmt}' is not compatible with model '{model_id}'. "
+                       f"Use {_quote_list(allowed).replace(' and ', ' or ')} instead.",
+                       param="response_format", code="unsupported_value")
+
+
+@router.post("/v1/audio/transcriptions", openapi_extra=_multipart(TranscriptionRequest))
+async def create_transcription(request: Request):
+    app = request.app.state
+    fields, filename = await _form(request)
+    req = parse(TranscriptionRequest, fields, app.settings.strict_params)
+    engine: Engine = app.engine
+    model = _check_model(engine, req.model, "transcribe")
+    _check_format(req.response_format, model, req.model)
+    if req.timestamp_granularities and req.response_format != "verbose_json":
+        raise APIError(400, "timestamp_granularities is only supported when response_format is "
+                       "'verbose_json'.", param="timestamp_granularities", code="unsupported_value")
+    language = stt.language_name(req.language)
+    if language is None:
+        raise APIError(400, f"Invalid language '{req.language}'. Language parameter must be specified in "
+                       "ISO-639-1 format.", param="language", code="invalid_language_format")
+    whisper = _base(model).startswith("whisper")
+    granularity = set(req.timestamp_granularities or ("segment",))
+    return await _answer(request, engine, model, req, "transcribe", language,
+                         stream=bool(req.stream) and not whisper,   # whisper-1 ignores `stream`
+                         logprobs=bool(req.include) and not whisper and req.response_format == "json",
+                         words="word" in granularity, segments="segment" in granularity)
+
+
+@router.post("/v1/audio/translations", openapi_extra=_multipart(TranslationRequest))
+async def create_translation(request: Request):
+    app = request.app.state
+    fields, filename = await _form(request)
+    req = parse(TranslationRequest, fields, app.settings.strict_params)
+    engine: Engine = app.engine
+    model = _check_model(engine, req.model, "translate")
+    return await _answer(request, engine, model, req, "translate", "english",
+                         stream=False, logprobs=False, words=False, segments=True)
+
+
+# --------------------------------------------------------------------------- transcripts
+
+async def _answer(request: Request, engine: Engine, model: ModelDef, req, task: str, language: str, *,
+                  stream: bool, logprobs: bool, words: bool, segments: bool) -> Response:
+    filename = request.scope.get("fakeai_upload_name", "")
+    seconds = await _audio_seconds(req.file, filename)
+    script = stt.transcript(req.file, seconds, req.prompt)
+    tok = engine.tokenizer(model)
+    ids = tok.encode(script.text)
+    text_in = tok.count(req.prompt) if req.prompt else 0
+    audio_in = input_audio_tokens(seconds, model.id)
+    usage = {"type": "tokens", "input_tokens": text_in + audio_in,
+             "input_token_details": {"text_tokens": text_in, "audio_tokens": audio_in},
+             "output_tokens": len(ids), "total_tokens": text_in + audio_in + len(ids)}
+    entries = None
+    if logprobs:
+        rng = random.Random(int.from_bytes(req.file[:8].ljust(8, b"\0"), "little") ^ len(req.file))
+        entries = [{k: v for k, v in token_entry(tok, t, tok.token_text(t), rng, 0).items()
+                    if k != "top_logprobs"} for t in ids]
+    arrival = common.arrival(request)
+    if stream:
+        texts = [tok.token_text(t) for t in ids]
+        gen = Generation(model, usage["input_tokens"], [Choice(ids, texts, "stop")],
+                         engine.latency(model).timing(usage["input_tokens"]), arrival=arrival)
+        return common.sse_response(_transcript_events(engine, gen, script.text, entries, usage))
+    await engine.simulate(model, usage["input_tokens"], len(ids), arrival=arrival)
+    fmt = req.response_format
+    if fmt == "text":
+        return Response(script.text + "\n", media_type="text/plain; charset=utf-8")
+    if fmt in ("srt", "vtt"):
+        return Response(_subtitles(script, fmt), media_type="text/plain; charset=utf-8")
+    whisper_usage = {"type": "duration", "seconds": math.ceil(seconds)}
+    if fmt == "json":
+        body: dict[str, Any] = {"text": script.text}
+        if task == "transcribe":
+            body["usage"] = whisper_usage if _base(model).startswith("whisper") else usage
+        if entries is not None:
+            body["logprobs"] = entries
+        return common.json_response(dumps(body))
+    body = {"task": task, "language": language, "duration": script.seconds, "text": script.text}
+    if segments:
+        body["segments"] = [
+            {"id": i, "seek": int(s.start * 100) // 3000 * 3000, "start": s.start, "end": s.end,
+             "text": " " + s.text, "tokens": tok.encode(" " + s.text), "temperature": req.temperature,
+             "avg_logprob": s.avg_logprob, "compression_ratio": round(s.compression_ratio, 6),
+             "no_speech_prob": s.no_speech_prob}
+            for i, s in enumerate(script.segments)]
+    if words:
+        body["words"] = [{"word": w, "start": a, "end": b} for w, a, b in script.words]
+    if task == "transcribe":
+        body["usage"] = whisper_usage
+    return common.json_response(dumps(body))
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"
+
+
+def _subtitles(script: stt.Transcript, fmt: str) -> str:
+    """SubRip or WebVTT cues, one per segment."""
+    sep = "," if fmt == "srt" else "."
+    cues = [f"{_timestamp(s.start, sep)} --> {_timestamp(s.end, sep)}\n{s.text}\n" for s in script.segments]
+    if fmt == "srt":
+        return "\n".join(f"{i}\n{cue}" for i, cue in enumerate(cues, 1))
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+async def _transcript_events(engine: Engine, gen: Generation, text: str, entries: list[dict] | None,
+                             usage: dict) -> AsyncIterator[bytes]:
+    texts = gen.choices[0].texts
+    async for start, end in engine.run(gen):
+        out = []
+        for i in range(start, end):
+            event: dict[str, Any] = {"type": "transcript.text.delta", "delta": texts[i]}
+            if entries is not None:
+                event["logprobs"] = [entries[i]]
+            out.append(b"data: " + dumps(event) + b"\n\n")
+        yield b"".join(out)
+    done: dict[str, Any] = {"type": "transcript.text.done", "text": text, "usage": usage}
+    if entries is not None:
+        done["logprobs"] = entries
+    yield b"data: " + dumps(done) + b"\n\n"

@@ -302,7 +302,8 @@ class TestRequestOptions:
 
 class TestTiming:
     @pytest.fixture(scope="class")
-    def timed(self):
+    @classmethod
+    def timed(cls):
         # TTFT from the CLI flag, which beats its env var; ITL from the environment
         with run_server("--ttft", "300", env={"FAKEAI_TTFT_MS": "5000", "FAKEAI_ITL_MS": "30"}) as s:
             yield s
@@ -333,7 +334,8 @@ class TestFileTimingFixedLength:
     """Timing from a --config TOML file; output length and the default cap from env vars."""
 
     @pytest.fixture(scope="class")
-    def filed(self, tmp_path_factory):
+    @classmethod
+    def filed(cls, tmp_path_factory):
         cfg = tmp_path_factory.mktemp("cfg") / "timing.toml"
         cfg.write_text("ttft_ms = 150\nitl_ms = 5\njitter = 0.0\n", encoding="utf-8")
         env = {"FAKEAI_OUTPUT_LENGTH": "fixed", "FAKEAI_OUTPUT_TOKENS": "40", "FAKEAI_DEFAULT_MAX_TOKENS": "12"}
@@ -376,7 +378,8 @@ SPLIT = 0.62
 
 class TestNormalJitterNormalLength:
     @pytest.fixture(scope="class")
-    def normal(self, tmp_path_factory):
+    @classmethod
+    def normal(cls, tmp_path_factory):
         cfg = tmp_path_factory.mktemp("cfg") / "lengths.toml"
         cfg.write_text('output_length = "normal"\noutput_tokens = 300\noutput_tokens_spread = 120\n',
                        encoding="utf-8")
@@ -406,7 +409,8 @@ class TestNormalJitterNormalLength:
 
 class TestLognormalJitterUniformLength:
     @pytest.fixture(scope="class")
-    def lognormal(self, tmp_path_factory):
+    @classmethod
+    def lognormal(cls, tmp_path_factory):
         cfg = tmp_path_factory.mktemp("cfg") / "lengths.yaml"
         cfg.write_text("output_length: uniform\noutput_tokens: 100\noutput_tokens_spread: 60\n", encoding="utf-8")
         with run_server("--itl", "0", "--jitter", "1", "--jitter-dist", "lognormal", "--config", str(cfg),
@@ -438,12 +442,14 @@ class TestLognormalJitterUniformLength:
 
 class TestCapacityAndTimer:
     @pytest.fixture(scope="class")
-    def one_seq(self):
+    @classmethod
+    def one_seq(cls):
         with run_server("--max-num-seqs", "1", "--ttft", "0", "--itl", "5", "--timer-resolution-ms", "1") as s:
             yield s
 
     @pytest.fixture(scope="class")
-    def coarse(self):
+    @classmethod
+    def coarse(cls):
         with run_server("--max-num-seqs", "8", "--ttft", "0", "--itl", "5", "--timer-resolution-ms", "20") as s:
             yield s
 
@@ -557,12 +563,14 @@ def test_host_port_log_level_and_access_log_from_env():
 
 class TestReasoningTokens:
     @pytest.fixture(scope="class")
-    def small(self):
+    @classmethod
+    def small(cls):
         with run_server("--ttft", "0", "--itl", "0", "--reasoning-tokens", "40") as s:
             yield s
 
     @pytest.fixture(scope="class")
-    def off(self):
+    @classmethod
+    def off(cls):
         with run_server("--ttft", "0", "--itl", "0", "--reasoning-tokens", "0") as s:
             yield s
 

@@ -1,0 +1,305 @@
+"""Deterministic text embeddings and rerank scores from hashed lexical features.
+
+No model runs. A text becomes a bag of features (lowercased word unigrams and
+bigrams, and character 3- to 5-grams of the whitespace-normalized text), each
+weighted by a sublinear term frequency (``w * (1 + ln tf)``; stopwords count
+less). The features are hashed with a signed 64-bit mixer into the vector,
+once into each *Matryoshka block* ``[0, 64)``, ``[64, 256)``, ``[256, 1024)``,
+... so that every prefix of the vector still carries every feature. Each block
+is then spun by a fixed random orthogonal map (sign flips, a real orthonormal
+DFT, a permutation) that makes the vector dense like a real embedding without
+changing any inner product, and a small model-specific direction is added (the
+"anisotropy" of real embedding spaces: unrelated texts sit at a cosine of about
+0.1, not 0). Everything is seeded by the model id, so a text gets the same
+vector on every call and every server run, and different models give different
+vectors. Texts that share words and spellings are closer than texts that do not.
+
+All work is vectorized over the whole batch with numpy; see docs/embeddings.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from ..registry import ModelDef
+
+#: Embedding models whose ``dimensions`` parameter shortens the vector (Matryoshka-trained).
+#: The catalog has no flag for this; OpenAI's text-embedding-3 family and NVIDIA's
+#: llama-3.2-nv-embedqa-1b-v2 (384..2048) support it.
+_MATRYOSHKA_PREFIXES = ("text-embedding-3-", "nvidia/llama-3.2-nv-embedqa-1b-v2")
+
+_U64 = np.uint64
+_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_GOLDEN = _U64(0x9E3779B97F4A7C15)
+_S30, _S27, _S31 = _U64(30), _U64(27), _U64(31)
+_LOW48 = _U64((1 << 48) - 1)
+_MASK64 = (1 << 64) - 1
+
+# feature families: distinct tags keep e.g. the word "cat" apart from the 3-gram "cat"
+_TAG_WORD, _TAG_BIGRAM, _TAG_CHAR = _U64(0x1), _U64(0x2), _U64(0x3)
+_W_WORD, _W_BIGRAM, _W_CHAR = 1.0, 0.5, 0.4  # base weights per occurrence
+_W_STOP = 0.2  # multiplier for stopwords
+_NGRAMS = (3, 4, 5)
+_FIRST_BLOCK, _BLOCK_GROWTH = 64, 4
+_ANISOTROPY = 1 / 3  # weight of the model direction: unrelated texts' cosine ~ 0.1
+_RERANK_DIM = 4096  # hashing width used for rerank relevance (cosine only, no spin)
+
+_STOPWORDS = (
+    "a an and are as at be but by for from has have he her his i if in into is it its me my no not "
+    "of on or our she so that the their them then there these they this to was we were what when "
+    "where which who will with you your"
+)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer over a uint64 array (wrapping arithmetic)."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+def model_seed(model_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(model_id.encode(), digest_size=8).digest(), "little")
+
+
+def supports_dimensions(model: ModelDef) -> bool:
+    """Whether the model accepts ``dimensions`` (a shortened, re-normalized vector)."""
+    return any((mid or "").startswith(p) for mid in (model.id, model.parent) for p in _MATRYOSHKA_PREFIXES)
+
+
+# -- features -------------------------------------------------------------------
+
+def _word_lut() -> np.ndarray:
+    lut = np.zeros(128, dtype=bool)
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789_":
+        lut[ord(ch)] = True
+    return lut
+
+
+_ASCII_WORD = _word_lut()
+# non-ASCII code points that are punctuation or spacing rather than letters
+_PUNCT_RANGES = ((0x80, 0xBF), (0xD7, 0xD7), (0xF7, 0xF7), (0x2000, 0x206F), (0x2E00, 0x2E7F),
+                 (0x3000, 0x303F), (0xFE30, 0xFE4F), (0xFF00, 0xFF0F), (0xFF1A, 0xFF20),
+                 (0xFF3B, 0xFF40), (0xFF5B, 0xFF65))
+
+
+def _is_word(c: np.ndarray) -> np.ndarray:
+    out = _ASCII_WORD[np.minimum(c, 127)] | (c >= 128)
+    high = np.flatnonzero(c >= 128)
+    if high.size:
+        h = c[high]
+        punct = np.zeros(h.shape, dtype=bool)
+        for lo, hi in _PUNCT_RANGES:
+            punct |= (h >= lo) & (h <= hi)
+        out[high[punct]] = False
+    return out
+
+
+def _stream(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch as one code-point stream: each text lowercased, every run of non-word
+    characters turned into one space, and framed by spaces. Returns (codes, text id,
+    is-word) per position."""
+    framed = [" " + t.lower() + " " for t in texts]
+    codes = np.frombuffer("".join(framed).encode("utf-32-le"), dtype=np.uint32)
+    tid = np.repeat(np.arange(len(texts), dtype=np.int64), [len(f) for f in framed])
+    word = _is_word(codes)
+    # keep a space only where it is the first of a run (the frames of two texts both stay)
+    keep = word.copy()
+    keep[0] = True
+    keep[1:] |= word[:-1] | (tid[1:] != tid[:-1])
+    codes = np.where(word[keep], codes[keep], 32).astype(np.uint64)
+    return codes, tid[keep], word[keep]
+
+
+def _words(codes: np.ndarray, tid: np.ndarray, word: np.ndarray):
+    """Every word, in order: (hash, text id, first position, end position)."""
+    pos = np.flatnonzero(word)
+    if not pos.size:
+        empty = np.empty(0, np.int64)
+        return np.empty(0, _U64), empty, empty, empty
+    start = np.ones(pos.size, dtype=bool)
+    start[1:] = pos[1:] != pos[:-1] + 1
+    starts = np.flatnonzero(start)
+    wid = np.cumsum(start) - 1
+    offset = (np.arange(pos.size) - starts[wid]).astype(_U64)
+    contrib = _mix(codes[pos] * _GOLDEN + offset * _M2 + _TAG_WORD)
+    hashes = _mix(np.add.reduceat(contrib, starts))
+    first = pos[starts]
+    return hashes, tid[first], first, first + np.diff(np.append(starts, pos.size))
+
+
+def _tf(rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry: how often its (text, hash) occurs, and whether it is the first occurrence."""
+    keys = (rows.astype(_U64) << _U64(48)) | (hashes >> _U64(16))
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    new = np.ones(sk.size, dtype=bool)
+    new[1:] = sk[1:] != sk[:-1]
+    group = np.cumsum(new) - 1
+    counts = np.bincount(group)
+    count, first = np.empty(sk.size, np.int64), np.zeros(sk.size, dtype=bool)
+    count[order] = counts[group]
+    first[order] = new
+    return count, first
+
+
+def _char_ngrams(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, weights: np.ndarray):
+    """Character n-grams of the given words, each framed by its surrounding spaces
+    (fastText style: "cat" gives " ca", "cat", "at ", " cat", "cat ", " cat ").
+    Returns (word index, hash, weight)."""
+    lo, hi = starts - 1, ends + 1  # the framed word is codes[lo:hi]
+    lens = hi - lo
+    out_w, out_h = [], []
+    for n in _NGRAMS:
+        count = np.maximum(lens - n + 1, 0)
+        w = np.repeat(np.arange(starts.size), count)
+        if not w.size:
+            continue
+        p = np.arange(w.size) - np.repeat(np.cumsum(count) - count, count) + lo[w]
+        h = np.zeros(w.size, dtype=_U64)
+        for k in range(n):
+            h = h * _GOLDEN + codes[p + k]
+        out_w.append(w)
+        out_h.append(_mix(h + _U64((n * int(_M1)) & _MASK64) + _TAG_CHAR))
+    if not out_w:
+        return np.empty(0, np.int64), np.empty(0, _U64), np.empty(0)
+    w = np.concatenate(out_w)
+    return w, np.concatenate(out_h), weights[w]
+
+
+@lru_cache(maxsize=1)
+def _stop_hashes() -> np.ndarray:
+    codes, tid, word = _stream(_STOPWORDS.split())
+    return np.unique(_words(codes, tid, word)[0])
+
+
+def features(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted features of a batch: (text index, feature hash, weight) per entry.
+
+    Words and bigrams are weighted ``base * (1 + ln tf)`` once per distinct word of a
+    text; a word's character n-grams carry the word's weight times ``_W_CHAR``.
+    """
+    if len(texts) >= 1 << 16:
+        raise ValueError("at most 65535 texts per batch")
+    codes, tid, word = _stream(texts)
+    wh, wt, ws, we = _words(codes, tid, word)
+    stop = np.where(np.isin(wh, _stop_hashes()), _W_STOP, 1.0)
+    pair = wt[:-1] == wt[1:]
+    bh = _mix(wh[:-1][pair] * _GOLDEN + wh[1:][pair] + _TAG_BIGRAM)
+    bt = wt[:-1][pair]
+    bw = _W_BIGRAM * np.sqrt(stop[:-1][pair] * stop[1:][pair])
+    rows, hashes = np.concatenate([wt, bt]), np.concatenate([wh, bh])
+    count, first = _tf(rows, hashes)
+    weight = np.concatenate([_W_WORD * stop, bw]) * (1.0 + np.log(count))
+    keep = np.flatnonzero(first)
+    words = keep[keep < wh.size]
+    cw, ch, cwt = _char_ngrams(codes, ws[words], we[words], weight[words] * _W_CHAR)
+    return (np.concatenate([rows[keep], wt[words][cw]]), np.concatenate([hashes[keep], ch]),
+            np.concatenate([weight[keep], cwt]))
+
+
+# -- projection -------------------------------------------------------------------
+
+def blocks(dim: int) -> list[tuple[int, int]]:
+    """Matryoshka blocks ``(start, stop)``: 0-64, 64-256, 256-1024, ... up to ``dim``."""
+    out, start, stop = [], 0, _FIRST_BLOCK
+    while start < dim:
+        stop = min(stop, dim)
+        out.append((start, stop))
+        start, stop = stop, stop * _BLOCK_GROWTH
+    return out
+
+
+def _hash_into(rows: np.ndarray, keys: np.ndarray, weight: np.ndarray, n: int,
+               spans: list[tuple[int, int]], seed: int, dim: int) -> np.ndarray:
+    """Signed feature hashing into an ``(n, dim)`` float64 matrix: each feature adds
+    ``±weight * sqrt(block size)`` at one position of every block (so every block has
+    the same energy per dimension). A block takes 16 bits of the feature's hash: one
+    for the sign, 15 for the position."""
+    flat = np.empty((len(spans), keys.size), dtype=np.int64)
+    vals = np.empty((len(spans), keys.size))
+    base = rows * dim
+    for b, (lo, hi) in enumerate(spans):
+        if b % 4 == 0:
+            h = _mix(keys ^ _U64(seed) ^ _U64(b))
+        bits = ((h >> _U64(16 * (b % 4))) & _U64(0xFFFF)).astype(np.int64)
+        np.add(base, lo + (((bits >> 1) * (hi - lo)) >> 15), out=flat[b])
+        np.multiply(weight, np.where(bits & 1, -math.sqrt(hi - lo), math.sqrt(hi - lo)), out=vals[b])
+    out = np.bincount(flat.ravel(), weights=vals.ravel(), minlength=n * dim)
+    return out.reshape(n, dim)
+
+
+@lru_cache(maxsize=64)
+def _spin(seed: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's fixed random orthogonal map (input signs, output permutation within
+    each block) and its direction (a unit vector)."""
+    idx = np.arange(dim, dtype=_U64)
+    r = _mix(idx ^ _U64(seed) ^ _U64(0x5EED))
+    signs = np.where((r >> _U64(63)).astype(bool), -1.0, 1.0)
+    perm = np.concatenate([lo + np.argsort(_mix(r[lo:hi] + _GOLDEN), kind="stable")
+                           for lo, hi in blocks(dim)])
+    u = (_mix(r + _M1) >> _U64(11)).astype(np.float64) / float(1 << 53) - 0.5
+    return signs, perm, u / np.linalg.norm(u)
+
+
+def _real_dft(x: np.ndarray, out: np.ndarray) -> None:
+    """Orthonormal real DFT of ``x`` along axis 1 into ``out``: dense, inner products kept."""
+    m = x.shape[1]
+    f = np.fft.rfft(x, axis=1)
+    half = (m - 1) // 2  # bins with both a real and an imaginary part
+    scale, edge = math.sqrt(2.0 / m), 1.0 / math.sqrt(m)
+    out[:, 0] = f[:, 0].real * edge
+    np.multiply(f[:, 1: half + 1].real, scale, out=out[:, 1: half + 1])
+    np.multiply(f[:, 1: half + 1].imag, scale, out=out[:, m - half:])
+    if m % 2 == 0:
+        out[:, half + 1] = f[:, half + 1].real * edge
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
+    return np.divide(v, np.where(norms > 0, norms, 1.0), out=v)
+
+
+def embed(texts: list[str], dim: int, seed: int, dimensions: int | None = None) -> np.ndarray:
+    """Unit-length float32 vectors, one row per text, ``dim`` wide (the model's native
+    size) or, with ``dimensions``, the first ``dimensions`` values re-normalized."""
+    rows, keys, weight = features(texts)
+    spans = blocks(dim)
+    v = _normalize(_hash_into(rows, keys, weight, len(texts), spans, seed, dim))
+    signs, perm, direction = _spin(seed, dim)
+    v *= signs
+    spun = np.empty_like(v)
+    for lo, hi in spans:
+        _real_dft(v[:, lo:hi], spun[:, lo:hi])
+    width = dim if dimensions is None else dimensions
+    out = np.take(spun, perm[:width], axis=1)
+    out += _ANISOTROPY * direction[:width]
+    return _normalize(out).astype(np.float32)
+
+
+# -- reranking ----------------------------------------------------------------------
+
+#: logit = _LOGIT_SCALE * cosine + _LOGIT_BIAS: an unrelated passage scores about -6, a
+#: passage sharing a third of its features with the query about 0, a near-copy about +8.
+_LOGIT_SCALE, _LOGIT_BIAS = 14.0, -6.0
+
+
+def relevance(query: str, passages: list[str], seed: int) -> np.ndarray:
+    """Cosine similarity of the query's feature vector to each passage's."""
+    rows, keys, weight = features([query, *passages])
+    v = _normalize(_hash_into(rows, keys, weight, len(passages) + 1, [(0, _RERANK_DIM)], seed,
+                              _RERANK_DIM))
+    return v[1:] @ v[0]
+
+
+def rerank_logits(query: str, passages: list[str], seed: int) -> np.ndarray:
+    """Cross-encoder-like raw scores (logits), one per passage, in input order."""
+    return _LOGIT_SCALE * relevance(query, passages, seed) + _LOGIT_BIAS
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))

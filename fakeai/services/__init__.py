@@ -1,0 +1,1 @@
+"""Non-generating domain logic (moderation, ...): no HTTP, no wire formats."""
