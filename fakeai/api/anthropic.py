@@ -363,7 +363,7 @@ async def _create_message(request: Request) -> Response:
         "model": model.id,
         "stop_reason": "stop_sequence" if seq is not None else _STOP_REASONS[choice.finish_reason],
         "stop_sequence": seq,
-        "signature": _signature(model.id, choice.reasoning_text),
+        "signature": _signature(model.id, choice.reasoning_text) if choice.reasoning else "",
         "omit_thinking": getattr(req.thinking, "display", None) == "omitted",
     }
     if req.stream:

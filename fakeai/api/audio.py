@@ -40,6 +40,7 @@ _CHUNK = 32 * 1024                 # bytes per write of a speech response
 _SSE_CHUNK = 12 * 1024             # raw audio bytes per speech.audio.delta (a multiple of 3)
 _WHISPER_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 _GPT_FORMATS = ("json", "text")
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _BAD_CONTENT_TYPE = ("Invalid Content-Type header ({}), expected multipart/form-data. (HINT: If you're "
                      "using curl, you can pass -H 'Content-Type: multipart/form-data')")
 
@@ -58,6 +59,11 @@ def _base(model: ModelDef) -> str:
 
 def _quote_list(values) -> str:
     return " and ".join(", ".join(f"'{v}'" for v in values).rsplit(", ", 1))
+
+
+def _sse(events: AsyncIterator[bytes]) -> StreamingResponse:
+    # a Starlette response: these routes go through FastAPI, which only passes those through
+    return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
 async def _off_loop(fn: Callable, *args):
@@ -115,7 +121,7 @@ async def create_speech(request: Request):
         out_tokens = synth.audio_tokens(seconds)
         usage = {"input_tokens": prompt_tokens, "output_tokens": out_tokens,
                  "total_tokens": prompt_tokens + out_tokens}
-        return common.sse_response(_speech_events(data, usage))
+        return _sse(_speech_events(data, usage))
     return StreamingResponse(_chunks(data), media_type=synth.MEDIA_TYPES[req.response_format])
 
 
@@ -229,7 +235,7 @@ async def create_transcription(request: Request):
                        "ISO-639-1 format.", param="language", code="invalid_language_format")
     whisper = _base(model).startswith("whisper")
     granularity = set(req.timestamp_granularities or ("segment",))
-    return await _answer(request, engine, model, req, "transcribe", language,
+    return await _answer(request, engine, model, req, filename, "transcribe", language,
                          stream=bool(req.stream) and not whisper,   # whisper-1 ignores `stream`
                          logprobs=bool(req.include) and not whisper and req.response_format == "json",
                          words="word" in granularity, segments="segment" in granularity)
@@ -242,15 +248,15 @@ async def create_translation(request: Request):
     req = parse(TranslationRequest, fields, app.settings.strict_params)
     engine: Engine = app.engine
     model = _check_model(engine, req.model, "translate")
-    return await _answer(request, engine, model, req, "translate", "english",
+    return await _answer(request, engine, model, req, filename, "translate", "english",
                          stream=False, logprobs=False, words=False, segments=True)
 
 
 # --------------------------------------------------------------------------- transcripts
 
-async def _answer(request: Request, engine: Engine, model: ModelDef, req, task: str, language: str, *,
-                  stream: bool, logprobs: bool, words: bool, segments: bool) -> Response:
-    filename = request.scope.get("fakeai_upload_name", "")
+async def _answer(request: Request, engine: Engine, model: ModelDef, req, filename: str, task: str,
+                  language: str, *, stream: bool, logprobs: bool, words: bool, segments: bool) -> Response:
+    """Decode the upload, make its transcript, hold it for the modelled time, render it."""
     seconds = await _audio_seconds(req.file, filename)
     script = stt.transcript(req.file, seconds, req.prompt)
     tok = engine.tokenizer(model)
@@ -262,7 +268,7 @@ async def _answer(request: Request, engine: Engine, model: ModelDef, req, task: 
              "output_tokens": len(ids), "total_tokens": text_in + audio_in + len(ids)}
     entries = None
     if logprobs:
-        rng = random.Random(int.from_bytes(req.file[:8].ljust(8, b"\0"), "little") ^ len(req.file))
+        rng = random.Random(stt.file_seed(req.file) ^ 1)
         entries = [{k: v for k, v in token_entry(tok, t, tok.token_text(t), rng, 0).items()
                     if k != "top_logprobs"} for t in ids]
     arrival = common.arrival(request)
@@ -270,7 +276,7 @@ async def _answer(request: Request, engine: Engine, model: ModelDef, req, task: 
         texts = [tok.token_text(t) for t in ids]
         gen = Generation(model, usage["input_tokens"], [Choice(ids, texts, "stop")],
                          engine.latency(model).timing(usage["input_tokens"]), arrival=arrival)
-        return common.sse_response(_transcript_events(engine, gen, script.text, entries, usage))
+        return _sse(_transcript_events(engine, gen, script.text, entries, usage))
     await engine.simulate(model, usage["input_tokens"], len(ids), arrival=arrival)
     fmt = req.response_format
     if fmt == "text":

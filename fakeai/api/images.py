@@ -231,7 +231,15 @@ async def create_image(request: Request):
     return _respond(request, fam, plan, files, usage, revised)
 
 
-@router.post("/v1/images/edits")
+def _multipart_body(model) -> dict:
+    """OpenAPI ``requestBody`` of a multipart route (the text fields; files ride beside them)."""
+    extra = request_body(model)
+    content = extra["requestBody"]["content"]
+    content["multipart/form-data"] = content.pop("application/json")
+    return extra
+
+
+@router.post("/v1/images/edits", openapi_extra=_multipart_body(ImageEditRequest))
 async def create_image_edit(request: Request):
     app = request.app.state
     req, files = await _read_form(request, ImageEditRequest, app.settings.strict_params)
@@ -279,7 +287,7 @@ async def create_image_edit(request: Request):
     return _respond(request, fam, plan, files_out, usage)
 
 
-@router.post("/v1/images/variations")
+@router.post("/v1/images/variations", openapi_extra=_multipart_body(ImageVariationRequest))
 async def create_image_variation(request: Request):
     app = request.app.state
     req, files = await _read_form(request, ImageVariationRequest, app.settings.strict_params)

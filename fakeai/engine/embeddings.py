@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from ..registry import ModelDef
+from .errors import EngineError
+from .tokenizer import Tokenizer
 
 #: Embedding models whose ``dimensions`` parameter shortens the vector (Matryoshka-trained).
 #: The catalog has no flag for this; OpenAI's text-embedding-3 family and NVIDIA's
@@ -73,63 +76,73 @@ def supports_dimensions(model: ModelDef) -> bool:
 
 # -- features -------------------------------------------------------------------
 
-def _word_lut() -> np.ndarray:
-    lut = np.zeros(128, dtype=bool)
-    for ch in "abcdefghijklmnopqrstuvwxyz0123456789_":
-        lut[ord(ch)] = True
+_SPACE, _ALNUM, _PUNCT = 0, 1, 2
+
+
+def _ascii_classes() -> np.ndarray:
+    lut = np.full(128, _PUNCT, dtype=np.int8)
+    for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+        lut[ord(ch)] = _ALNUM
+    for ch in " \t\n\r\x0b\x0c\x00":
+        lut[ord(ch)] = _SPACE
     return lut
 
 
-_ASCII_WORD = _word_lut()
-# non-ASCII code points that are punctuation or spacing rather than letters
+_ASCII_CLASS = _ascii_classes()
+# non-ASCII code points that are spacing or punctuation rather than letters
+_SPACE_RANGES = ((0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200B), (0x2028, 0x2029),
+                 (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000), (0xFEFF, 0xFEFF))
 _PUNCT_RANGES = ((0x80, 0xBF), (0xD7, 0xD7), (0xF7, 0xF7), (0x2000, 0x206F), (0x2E00, 0x2E7F),
                  (0x3000, 0x303F), (0xFE30, 0xFE4F), (0xFF00, 0xFF0F), (0xFF1A, 0xFF20),
                  (0xFF3B, 0xFF40), (0xFF5B, 0xFF65))
 
 
-def _is_word(c: np.ndarray) -> np.ndarray:
-    out = _ASCII_WORD[np.minimum(c, 127)] | (c >= 128)
+def _classes(c: np.ndarray) -> np.ndarray:
+    """Space, letter/digit or punctuation, per code point."""
+    out = _ASCII_CLASS[np.minimum(c, 127)]
     high = np.flatnonzero(c >= 128)
     if high.size:
         h = c[high]
-        punct = np.zeros(h.shape, dtype=bool)
-        for lo, hi in _PUNCT_RANGES:
-            punct |= (h >= lo) & (h <= hi)
-        out[high[punct]] = False
+        cls = np.full(h.shape, _ALNUM, dtype=np.int8)
+        for ranges, value in ((_PUNCT_RANGES, _PUNCT), (_SPACE_RANGES, _SPACE)):
+            for lo, hi in ranges:
+                cls[(h >= lo) & (h <= hi)] = value
+        out[high] = cls
     return out
 
 
 def _stream(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The batch as one code-point stream: each text lowercased, every run of non-word
-    characters turned into one space, and framed by spaces. Returns (codes, text id,
-    is-word) per position."""
+    """The batch as one code-point stream: each text lowercased, every run of spacing
+    turned into one space, and framed by spaces. Returns (codes, text id, class)."""
     framed = [" " + t.lower() + " " for t in texts]
     codes = np.frombuffer("".join(framed).encode("utf-32-le"), dtype=np.uint32)
     tid = np.repeat(np.arange(len(texts), dtype=np.int64), [len(f) for f in framed])
-    word = _is_word(codes)
+    cls = _classes(codes)
     # keep a space only where it is the first of a run (the frames of two texts both stay)
-    keep = word.copy()
+    keep = cls != _SPACE
     keep[0] = True
-    keep[1:] |= word[:-1] | (tid[1:] != tid[:-1])
-    codes = np.where(word[keep], codes[keep], 32).astype(np.uint64)
-    return codes, tid[keep], word[keep]
+    keep[1:] |= (cls[:-1] != _SPACE) | (tid[1:] != tid[:-1])
+    cls = cls[keep]
+    codes = np.where(cls != _SPACE, codes[keep], 32).astype(np.uint64)
+    return codes, tid[keep], cls
 
 
-def _words(codes: np.ndarray, tid: np.ndarray, word: np.ndarray):
-    """Every word, in order: (hash, text id, first position, end position)."""
-    pos = np.flatnonzero(word)
+def _words(codes: np.ndarray, tid: np.ndarray, cls: np.ndarray):
+    """Every word (a run of letters and digits, or of punctuation), in order:
+    (hash, text id, first position, end position, is punctuation)."""
+    pos = np.flatnonzero(cls != _SPACE)
     if not pos.size:
         empty = np.empty(0, np.int64)
-        return np.empty(0, _U64), empty, empty, empty
+        return np.empty(0, _U64), empty, empty, empty, np.empty(0, dtype=bool)
     start = np.ones(pos.size, dtype=bool)
-    start[1:] = pos[1:] != pos[:-1] + 1
+    start[1:] = (pos[1:] != pos[:-1] + 1) | (cls[pos[1:]] != cls[pos[:-1]])
     starts = np.flatnonzero(start)
     wid = np.cumsum(start) - 1
     offset = (np.arange(pos.size) - starts[wid]).astype(_U64)
     contrib = _mix(codes[pos] * _GOLDEN + offset * _M2 + _TAG_WORD)
     hashes = _mix(np.add.reduceat(contrib, starts))
     first = pos[starts]
-    return hashes, tid[first], first, first + np.diff(np.append(starts, pos.size))
+    return hashes, tid[first], first, first + np.diff(np.append(starts, pos.size)), cls[first] == _PUNCT
 
 
 def _tf(rows: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,8 +186,7 @@ def _char_ngrams(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, weight
 
 @lru_cache(maxsize=1)
 def _stop_hashes() -> np.ndarray:
-    codes, tid, word = _stream(_STOPWORDS.split())
-    return np.unique(_words(codes, tid, word)[0])
+    return np.unique(_words(*_stream(_STOPWORDS.split()))[0])
 
 
 def features(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,9 +197,9 @@ def features(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     if len(texts) >= 1 << 16:
         raise ValueError("at most 65535 texts per batch")
-    codes, tid, word = _stream(texts)
-    wh, wt, ws, we = _words(codes, tid, word)
-    stop = np.where(np.isin(wh, _stop_hashes()), _W_STOP, 1.0)
+    codes, tid, cls = _stream(texts)
+    wh, wt, ws, we, punct = _words(codes, tid, cls)
+    stop = np.where(punct | np.isin(wh, _stop_hashes()), _W_STOP, 1.0)
     pair = wt[:-1] == wt[1:]
     bh = _mix(wh[:-1][pair] * _GOLDEN + wh[1:][pair] + _TAG_BIGRAM)
     bt = wt[:-1][pair]
@@ -230,7 +242,7 @@ def _hash_into(rows: np.ndarray, keys: np.ndarray, weight: np.ndarray, n: int,
         np.add(base, lo + (((bits >> 1) * (hi - lo)) >> 15), out=flat[b])
         np.multiply(weight, np.where(bits & 1, -math.sqrt(hi - lo), math.sqrt(hi - lo)), out=vals[b])
     out = np.bincount(flat.ravel(), weights=vals.ravel(), minlength=n * dim)
-    return out.reshape(n, dim)
+    return out.astype(np.float64, copy=False).reshape(n, dim)  # (bincount of nothing is int)
 
 
 @lru_cache(maxsize=64)
@@ -284,8 +296,23 @@ def embed(texts: list[str], dim: int, seed: int, dimensions: int | None = None) 
 # -- reranking ----------------------------------------------------------------------
 
 #: logit = _LOGIT_SCALE * cosine + _LOGIT_BIAS: an unrelated passage scores about -6, a
-#: passage sharing a third of its features with the query about 0, a near-copy about +8.
+#: passage sharing a third of its weighted features with the query about 0, a copy +8.
 _LOGIT_SCALE, _LOGIT_BIAS = 14.0, -6.0
+
+
+class InputTooLong(EngineError):
+    """A query-passage pair is longer than the model reads and truncation is off."""
+
+    def __init__(self, index: int, tokens: int, limit: int) -> None:
+        super().__init__(f"Input length {tokens} exceeds maximum allowed token size {limit}")
+        self.index, self.tokens, self.limit = index, tokens, limit
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    logits: np.ndarray  # one raw score per passage, in input order
+    prompt_tokens: int  # what the cross-encoder reads: query + passage, for every pair
+    passages: list[str]  # the passages as scored (truncated ones shortened)
 
 
 def relevance(query: str, passages: list[str], seed: int) -> np.ndarray:
@@ -296,9 +323,34 @@ def relevance(query: str, passages: list[str], seed: int) -> np.ndarray:
     return v[1:] @ v[0]
 
 
-def rerank_logits(query: str, passages: list[str], seed: int) -> np.ndarray:
-    """Cross-encoder-like raw scores (logits), one per passage, in input order."""
-    return _LOGIT_SCALE * relevance(query, passages, seed) + _LOGIT_BIAS
+def rank(tok: Tokenizer, model: ModelDef, query: str, passages: list[str], truncate: str | None,
+         max_passage_tokens: int | None = None) -> Ranking:
+    """Score each passage against the query like a cross-encoder reading the pair.
+
+    A pair longer than ``model.context_window`` raises :class:`InputTooLong` unless
+    ``truncate`` is "END" (drop the passage's tail) or "START" (drop its head);
+    ``max_passage_tokens`` caps every passage first (Cohere's ``max_tokens_per_doc``).
+    """
+    limit = model.context_window
+    q_tokens = tok.count(query)
+    if q_tokens > limit and truncate:
+        query, q_tokens = tok.decode(tok.encode(query)[:limit]), limit
+    room = limit - q_tokens
+    scored, prompt_tokens = [], 0
+    for i, text in enumerate(passages):
+        n = tok.count(text)
+        cap = room if max_passage_tokens is None else min(room, max_passage_tokens)
+        if n > cap:
+            if not truncate and n > room:
+                raise InputTooLong(i, q_tokens + n, limit)
+            ids = tok.encode(text)
+            keep = max(cap, 0)
+            text = tok.decode(ids[len(ids) - keep:] if truncate == "START" else ids[:keep])
+            n = keep
+        scored.append(text)
+        prompt_tokens += q_tokens + n
+    logits = _LOGIT_SCALE * relevance(query, scored, model_seed(model.id)) + _LOGIT_BIAS
+    return Ranking(logits, prompt_tokens, scored)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

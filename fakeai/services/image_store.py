@@ -68,8 +68,8 @@ class ImageStore:
         return max(0.0, item.expires - self._clock())
 
     def _sweep(self, now: float) -> None:
-        # Entries expire in insertion order (one TTL for all), so the oldest come first;
-        # an entry refreshed by `get` moves back but keeps its deadline, so look past it.
+        # A full scan: `get` reorders entries for the LRU but keeps their deadlines, so
+        # expired ones can sit anywhere. The byte cap bounds how many there are.
         for image_id in [k for k, v in self._items.items() if v.expires <= now]:
             self._drop(image_id)
 

@@ -43,6 +43,7 @@ PARENTS = {c: c.split("/")[0] for c in CATEGORIES if "/" in c}
 
 _LEET = str.maketrans("013457@$", "oieastas")
 _TOKEN = re.compile(r"[\w@$']+")
+_SEP = re.compile(r"[\W_]+")
 _ITEM = re.compile(r"\(([^()]*)\)|[^\s()]+")
 
 
@@ -56,7 +57,10 @@ def normalize(text: str) -> str:
         tok = tok.replace("'", "")
         if not tok.isalpha() and any(c.isalpha() for c in tok):
             tok = tok.translate(_LEET)
-        words.extend(tok.replace("_", " ").split())
+        if tok.isalnum():
+            words.append(tok)
+        else:                                   # "_", and "@" or "$" outside words
+            words.extend(w for w in _SEP.split(tok) if w)
     return " ".join(words)
 
 
@@ -103,7 +107,6 @@ def _bounded(sources: Sequence[str]) -> re.Pattern[str]:
 class Rule:
     categories: frozenset[str]  # the listed categories and their parents
     pattern: re.Pattern[str]
-    examples: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,7 @@ def parse_catalogue(doc: dict[str, Any]) -> Catalogue:
         if not raw["phrases"]:
             raise ValueError(f"moderation.toml: rules[{i}] has no phrases")
         pattern = _bounded([compile_phrase(p) for p in raw["phrases"]])
-        rules.append(Rule(frozenset(cats), pattern, tuple(raw.get("examples", ()))))
+        rules.append(Rule(frozenset(cats), pattern))
     hit, related, benign = _range(scoring, "hit"), _range(scoring, "related"), _range(scoring, "benign")
     if not max(related[1], benign[1]) < min(thresholds.values()) <= max(thresholds.values()) < hit[0]:
         raise ValueError("moderation.toml: every threshold must lie between the unmatched and the hit scores")

@@ -127,7 +127,8 @@ class Transcript:
     segments: list[Segment]
 
 
-def _seed(data: bytes) -> int:
+def file_seed(data: bytes) -> int:
+    """The seed of everything made up about an upload: same bytes, same transcript."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
@@ -162,8 +163,8 @@ def transcript(data: bytes, seconds: float, prompt: str | None = None) -> Transc
     end = round(seconds, 2)
     count = round(seconds * WORDS_PER_SECOND)
     if not count:
-        return Transcript("", end, [], [Segment(0.0, end, "", -1.0, 0.9)] if end else [])
-    rng = random.Random(_seed(data))
+        return Transcript("", end, [], [])
+    rng = random.Random(file_seed(data))
     words = _words(count, rng, topic_words(prompt) if prompt else ())
     times = [(round(a, 2), round(b, 2)) for a, b in _timeline(words, seconds)]
     times[-1] = (min(times[-1][0], end), end)

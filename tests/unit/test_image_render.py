@@ -1,5 +1,6 @@
 """The image renderer (fakeai.services.images) on its own: sizes, formats, determinism,
-prompt-driven palettes, edits, variations, token rules and decoding of uploads."""
+prompt-driven palettes, edits, variations, token rules and decoding of uploads; and the
+bounded, expiring URL store (fakeai.services.image_store)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from fakeai.services import images as draw
+from fakeai.services.image_store import ImageStore
 
 SIZES = [(256, 256), (512, 512), (1024, 1024), (1792, 1024), (1024, 1792), (1536, 1024), (1024, 1536)]
 
@@ -173,3 +175,46 @@ def test_render_speed_report():
         data = draw.encode(draw.render(lk, 1024, 1024), "png")
         print(f"detail {detail}: {1000 * (time.perf_counter() - t0):.0f} ms, {len(data) // 1024} KB")
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the URL store ---------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_store_expires_entries():
+    clock = FakeClock()
+    store = ImageStore(ttl_s=10, clock=clock)
+    image_id = store.put(b"png-bytes", "image/png")
+    assert image_id.startswith("img-")
+    item = store.get(image_id)
+    assert item is not None and item.data == b"png-bytes" and item.media_type == "image/png"
+    assert store.remaining_s(item) == 10
+    clock.now += 10
+    assert store.get(image_id) is None
+    assert len(store) == 0 and store.nbytes == 0
+
+
+def test_store_is_bounded_in_bytes_and_evicts_least_recently_used():
+    store = ImageStore(ttl_s=3600, max_bytes=100, clock=FakeClock())
+    ids = [store.put(bytes(30), "image/png") for _ in range(3)]
+    assert store.get(ids[0]) is not None  # now the most recently used
+    newest = store.put(bytes(30), "image/png")
+    assert store.nbytes <= 100
+    assert store.get(ids[1]) is None  # the least recently used went first
+    assert all(store.get(i) is not None for i in (ids[0], ids[2], newest))
+
+
+def test_store_sweeps_expired_entries_on_put():
+    clock = FakeClock()
+    store = ImageStore(ttl_s=5, clock=clock)
+    for _ in range(50):
+        store.put(bytes(1000), "image/png")
+    clock.now += 6
+    store.put(b"x", "image/png")
+    assert len(store) == 1 and store.nbytes == 1
