@@ -29,8 +29,14 @@ from ..engine.output import Choice, OutputSpec
 from ..engine.prompt import last_user_text
 from ..engine.tools import Function, ToolPlan
 from ..registry import ModelDef
-from ..schemas.anthropic import (CountTokensRequest, MessagesRequest, ThinkingEnabled, check_messages,
-                                 check_system, check_tools)
+from ..schemas.anthropic import (
+    CountTokensRequest,
+    MessagesRequest,
+    ThinkingEnabled,
+    check_messages,
+    check_system,
+    check_tools,
+)
 from . import anthropic_stream, common
 from .body import request_body
 from .common import dumps
@@ -157,7 +163,7 @@ def _part(block: dict, where: str, parts: list, media: list) -> None:
                 parts.append({"type": "text", "text": inner})
             else:
                 for k, b in enumerate(inner):
-                    _part(b, f"{where}.source.content.content.{k}", parts, media)
+                    _part(b, f"{where}.document.source.content.content.{k}", parts, media)
             return
     part = _media(block)
     parts.append(part)

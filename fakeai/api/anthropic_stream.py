@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..engine.core import Engine, Generation
 from ..engine.output import Choice
+from . import common
 from .common import dumps
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -121,16 +122,12 @@ async def stream(engine: Engine, gen: Generation, meta: dict) -> AsyncIterator[b
                 out.append(b.stop)
         return b"".join(out)
 
-    closing = event(b"message_delta", dumps({
-        "type": "message_delta",
-        "delta": {"stop_reason": meta["stop_reason"], "stop_sequence": meta["stop_sequence"]},
-        "usage": {k: v for k, v in usage(gen).items() if k in _DELTA_USAGE},
-    })) + _STOP
-    if gen.steps == 0:  # nothing to decode: the message opens and closes after the TTFT
-        async for _ in engine.run(gen):
-            pass
-        yield render(0, 1)
-    else:
-        async for start, end in engine.run(gen):
-            yield render(start, end)
-    yield closing
+    def closing() -> bytes:
+        return event(b"message_delta", dumps({
+            "type": "message_delta",
+            "delta": {"stop_reason": meta["stop_reason"], "stop_sequence": meta["stop_sequence"]},
+            "usage": {k: v for k, v in usage(gen).items() if k in _DELTA_USAGE},
+        }))
+
+    async for chunk in common.paced(engine, gen, render, closing, done=_STOP):
+        yield chunk

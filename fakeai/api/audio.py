@@ -57,6 +57,16 @@ def _base(model: ModelDef) -> str:
     return model.parent or model.id
 
 
+def _whisper(model: ModelDef) -> bool:
+    """whisper-1 (and its fine-tunes): every response format, translations, no streaming."""
+    return _base(model).startswith("whisper")
+
+
+def _classic_tts(model: ModelDef) -> bool:
+    """tts-1 / tts-1-hd: the nine original voices, no SSE."""
+    return _base(model).startswith("tts-")
+
+
 def _quote_list(values) -> str:
     return " and ".join(", ".join(f"'{v}'" for v in values).rsplit(", ", 1))
 
@@ -75,23 +85,21 @@ async def _off_loop(fn: Callable, *args):
 def _speech_voice(voice, model: ModelDef) -> str:
     if not isinstance(voice, str):
         return "custom:" + voice.id
-    classic = _base(model).startswith("tts-")
-    allowed = synth.CLASSIC_VOICES if classic else tuple(synth.VOICES)
+    allowed = synth.CLASSIC_VOICES if _classic_tts(model) else tuple(synth.VOICES)
     if voice not in allowed:
         raise APIError(400, f"Invalid value: '{voice}'. Supported values are: {_quote_list(allowed)}.",
                        param="voice", code="invalid_value")
     return voice
 
 
-def _speech_input(text: str) -> str:
-    if not text.strip():
-        raise APIError(400, "Invalid 'input': string too short. Expected a string with minimum length 1, "
-                       "but got an empty string instead.", param="input", code="string_below_min_length")
+def _check_text(param: str, text: str, required: bool) -> None:
+    if required and not text.strip():
+        raise APIError(400, f"Invalid '{param}': string too short. Expected a string with minimum length 1, "
+                       "but got an empty string instead.", param=param, code="string_below_min_length")
     if len(text) > MAX_INPUT_CHARS:
-        raise APIError(400, f"Invalid 'input': string too long. Expected a string with maximum length "
+        raise APIError(400, f"Invalid '{param}': string too long. Expected a string with maximum length "
                        f"{MAX_INPUT_CHARS}, but got a string with length {len(text)} instead.",
-                       param="input", code="string_above_max_length")
-    return text
+                       param=param, code="string_above_max_length")
 
 
 @router.post("/v1/audio/speech", openapi_extra=request_body(SpeechRequest))
@@ -104,9 +112,11 @@ async def create_speech(request: Request):
         raise APIError(400, f"The model `{req.model}` does not support speech synthesis.",
                        param="model", code="model_not_supported")
     voice = _speech_voice(req.voice, model)
-    text = _speech_input(req.input)
+    text = req.input
+    _check_text("input", text, required=True)
+    _check_text("instructions", req.instructions or "", required=False)
     sse = req.stream_format == "sse"
-    if sse and _base(model).startswith("tts-"):
+    if sse and _classic_tts(model):
         raise APIError(400, f"stream_format 'sse' is not supported for model '{req.model}'. Use 'audio' "
                        "instead.", param="stream_format", code="unsupported_value")
     tok = engine.tokenizer(model)
@@ -170,7 +180,7 @@ async def _form(request: Request) -> tuple[dict[str, Any], str]:
     try:
         async with request.form() as form:
             for key, value in form.multi_items():
-                name = key[:-2] if key.endswith("[]") else key
+                name = key.removesuffix("[]")
                 if isinstance(value, UploadFile):
                     fields[name] = await value.read()
                     filename = value.filename or ""
@@ -202,8 +212,7 @@ async def _audio_seconds(data: bytes, filename: str) -> float:
 
 def _check_model(engine: Engine, model_id: str, task: str) -> ModelDef:
     model = engine.model(model_id)
-    whisper = _base(model).startswith("whisper")
-    if not model.capabilities.transcription or (task == "translate" and not whisper):
+    if not model.capabilities.transcription or (task == "translate" and not _whisper(model)):
         what = "transcriptions" if task == "transcribe" else "translations"
         raise APIError(400, f"The model `{model_id}` does not support audio {what}.", param="model",
                        code="model_not_supported")
@@ -211,7 +220,7 @@ def _check_model(engine: Engine, model_id: str, task: str) -> ModelDef:
 
 
 def _check_format(fmt: str, model: ModelDef, model_id: str) -> None:
-    allowed = _WHISPER_FORMATS if _base(model).startswith("whisper") else _GPT_FORMATS
+    allowed = _WHISPER_FORMATS if _whisper(model) else _GPT_FORMATS
     if fmt not in allowed:
         raise APIError(400, f"response_format '{fmt}' is not compatible with model '{model_id}'. "
                        f"Use {_quote_list(allowed).replace(' and ', ' or ')} instead.",
@@ -233,7 +242,7 @@ async def create_transcription(request: Request):
     if language is None:
         raise APIError(400, f"Invalid language '{req.language}'. Language parameter must be specified in "
                        "ISO-639-1 format.", param="language", code="invalid_language_format")
-    whisper = _base(model).startswith("whisper")
+    whisper = _whisper(model)
     granularity = set(req.timestamp_granularities or ("segment",))
     return await _answer(request, engine, model, req, filename, "transcribe", language,
                          stream=bool(req.stream) and not whisper,   # whisper-1 ignores `stream`
@@ -278,32 +287,41 @@ async def _answer(request: Request, engine: Engine, model: ModelDef, req, filena
                          engine.latency(model).timing(usage["input_tokens"]), arrival=arrival)
         return _sse(_transcript_events(engine, gen, script.text, entries, usage))
     await engine.simulate(model, usage["input_tokens"], len(ids), arrival=arrival)
+    if _whisper(model):                                  # whisper-1 is billed by the second
+        usage = {"type": "duration", "seconds": math.ceil(script.seconds)}
     fmt = req.response_format
     if fmt == "text":
         return Response(script.text + "\n", media_type="text/plain; charset=utf-8")
     if fmt in ("srt", "vtt"):
         return Response(_subtitles(script, fmt), media_type="text/plain; charset=utf-8")
-    whisper_usage = {"type": "duration", "seconds": math.ceil(seconds)}
     if fmt == "json":
         body: dict[str, Any] = {"text": script.text}
         if task == "transcribe":
-            body["usage"] = whisper_usage if _base(model).startswith("whisper") else usage
+            body["usage"] = usage
         if entries is not None:
             body["logprobs"] = entries
         return common.json_response(dumps(body))
-    body = {"task": task, "language": language, "duration": script.seconds, "text": script.text}
+    body = _verbose(script, task, language, req.temperature, tok, words, segments)
+    if task == "transcribe":
+        body["usage"] = usage
+    return common.json_response(dumps(body))
+
+
+def _verbose(script: stt.Transcript, task: str, language: str, temperature: float, tok,
+             words: bool, segments: bool) -> dict[str, Any]:
+    """The verbose_json body (without usage)."""
+    body: dict[str, Any] = {"task": task, "language": language, "duration": script.seconds,
+                            "text": script.text}
     if segments:
         body["segments"] = [
             {"id": i, "seek": int(s.start * 100) // 3000 * 3000, "start": s.start, "end": s.end,
-             "text": " " + s.text, "tokens": tok.encode(" " + s.text), "temperature": req.temperature,
+             "text": " " + s.text, "tokens": tok.encode(" " + s.text), "temperature": temperature,
              "avg_logprob": s.avg_logprob, "compression_ratio": round(s.compression_ratio, 6),
              "no_speech_prob": s.no_speech_prob}
             for i, s in enumerate(script.segments)]
     if words:
         body["words"] = [{"word": w, "start": a, "end": b} for w, a, b in script.words]
-    if task == "transcribe":
-        body["usage"] = whisper_usage
-    return common.json_response(dumps(body))
+    return body
 
 
 def _timestamp(seconds: float, sep: str) -> str:

@@ -75,9 +75,9 @@ def sse_response(events: AsyncIterator[bytes]) -> SSEResponse:
 
 
 async def paced(engine: Engine, gen: Generation, render: Callable[[int, int], bytes],
-                closing: Callable[[], bytes]) -> AsyncIterator[bytes]:
+                closing: Callable[[], bytes], done: bytes = DONE) -> AsyncIterator[bytes]:
     """Drive ``gen`` on the engine's schedule: each due step range becomes one write,
-    then ``closing()`` (the usage chunk, if any) and ``[DONE]``."""
+    then ``closing()`` (the usage chunk, if any) and ``done`` (OpenAI's ``[DONE]``)."""
     if gen.steps == 0:  # nothing to decode: the finish chunks go out after the TTFT
         async for _ in engine.run(gen):
             pass
@@ -85,4 +85,4 @@ async def paced(engine: Engine, gen: Generation, render: Callable[[int, int], by
     else:
         async for start, end in engine.run(gen):
             yield render(start, end)
-    yield closing() + DONE
+    yield closing() + done

@@ -21,8 +21,13 @@ from starlette.responses import Response
 from ..engine.core import Engine
 from ..engine.errors import ModelNotFound
 from ..registry import ModelDef
-from ..schemas.images import (BOOL_FIELDS, INT_FIELDS, ImageEditRequest, ImageGenerationRequest,
-                              ImageVariationRequest)
+from ..schemas.images import (
+    BOOL_FIELDS,
+    INT_FIELDS,
+    ImageEditRequest,
+    ImageGenerationRequest,
+    ImageVariationRequest,
+)
 from ..services import images as draw
 from ..services.image_store import ImageStore
 from . import common

@@ -76,14 +76,16 @@ class Generation:
 
 
 def topic_words(text: str, limit: int = 8) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
+    """Words of the prompt to weave into the answer, deduplicated case-insensitively;
+    names keep their capital ("Paris"), other words are lowercased."""
+    seen: dict[str, str] = {}
     for w in _WORD.findall(text[:2000]):
         lw = w.lower()
-        if lw not in _STOPWORDS:
-            seen.setdefault(lw, None)
+        if lw not in _STOPWORDS and lw not in seen:
+            seen[lw] = w if w[0].isupper() and w[1:].islower() else lw
             if len(seen) >= limit:
                 break
-    return tuple(seen)
+    return tuple(seen.values())
 
 
 class Engine:

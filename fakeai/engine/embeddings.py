@@ -1,18 +1,19 @@
 """Deterministic text embeddings and rerank scores from hashed lexical features.
 
-No model runs. A text becomes a bag of features (lowercased word unigrams and
-bigrams, and character 3- to 5-grams of the whitespace-normalized text), each
-weighted by a sublinear term frequency (``w * (1 + ln tf)``; stopwords count
-less). The features are hashed with a signed 64-bit mixer into the vector,
-once into each *Matryoshka block* ``[0, 64)``, ``[64, 256)``, ``[256, 1024)``,
-... so that every prefix of the vector still carries every feature. Each block
-is then spun by a fixed random orthogonal map (sign flips, a real orthonormal
-DFT, a permutation) that makes the vector dense like a real embedding without
-changing any inner product, and a small model-specific direction is added (the
-"anisotropy" of real embedding spaces: unrelated texts sit at a cosine of about
-0.1, not 0). Everything is seeded by the model id, so a text gets the same
-vector on every call and every server run, and different models give different
-vectors. Texts that share words and spellings are closer than texts that do not.
+No model runs. A text becomes a bag of features: its lowercased words (runs of
+letters and digits, or of punctuation) and word bigrams, weighted by a sublinear
+term frequency ``w * (1 + ln tf)`` (stopwords and punctuation count less), and
+each distinct word's character 3- to 5-grams, framed by the word's neighbours
+(fastText style), carrying that word's weight. The features are hashed with a
+signed 64-bit mixer, once into each *Matryoshka block* ``[0, 64)``, ``[64, 256)``,
+``[256, 1024)``, ... of the vector, so every prefix still carries every feature.
+A fixed orthogonal map per block (a real orthonormal DFT, then a permutation)
+makes the vector dense like a real embedding without changing any inner product,
+and a small model-specific direction is mixed in (the "anisotropy" of real
+embedding spaces: unrelated texts sit at a cosine near 0.1, not 0). Everything is
+seeded by the model id: a text gets the same vector on every call and every server
+run, different models give different vectors, and texts sharing words and
+spellings are closer than texts that do not.
 
 All work is vectorized over the whole batch with numpy; see docs/embeddings.md.
 """
@@ -39,7 +40,6 @@ _U64 = np.uint64
 _M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _S30, _S27, _S31 = _U64(30), _U64(27), _U64(31)
-_LOW48 = _U64((1 << 48) - 1)
 _MASK64 = (1 << 64) - 1
 
 # feature families: distinct tags keep e.g. the word "cat" apart from the 3-gram "cat"
@@ -246,16 +246,15 @@ def _hash_into(rows: np.ndarray, keys: np.ndarray, weight: np.ndarray, n: int,
 
 
 @lru_cache(maxsize=64)
-def _spin(seed: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The model's fixed random orthogonal map (input signs, output permutation within
-    each block) and its direction (a unit vector)."""
-    idx = np.arange(dim, dtype=_U64)
-    r = _mix(idx ^ _U64(seed) ^ _U64(0x5EED))
-    signs = np.where((r >> _U64(63)).astype(bool), -1.0, 1.0)
-    perm = np.concatenate([lo + np.argsort(_mix(r[lo:hi] + _GOLDEN), kind="stable")
-                           for lo, hi in blocks(dim)])
-    u = (_mix(r + _M1) >> _U64(11)).astype(np.float64) / float(1 << 53) - 0.5
-    return signs, perm, u / np.linalg.norm(u)
+def _spin(seed: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's fixed output permutation (within each block) and the position in each
+    block of its direction's input-side spike. (The hashing is already seeded by the
+    model, so the map needs no sign flips of its own.)"""
+    r = _mix(np.arange(dim, dtype=_U64) ^ _U64(seed) ^ _U64(0x5EED))
+    spans = blocks(dim)
+    perm = np.concatenate([lo + np.argsort(r[lo:hi], kind="stable") for lo, hi in spans])
+    spikes = np.array([lo + int(r[lo] % _U64(hi - lo)) for lo, hi in spans])
+    return perm, spikes
 
 
 def _real_dft(x: np.ndarray, out: np.ndarray) -> None:
@@ -264,33 +263,43 @@ def _real_dft(x: np.ndarray, out: np.ndarray) -> None:
     f = np.fft.rfft(x, axis=1)
     half = (m - 1) // 2  # bins with both a real and an imaginary part
     scale, edge = math.sqrt(2.0 / m), 1.0 / math.sqrt(m)
-    out[:, 0] = f[:, 0].real * edge
-    np.multiply(f[:, 1: half + 1].real, scale, out=out[:, 1: half + 1])
-    np.multiply(f[:, 1: half + 1].imag, scale, out=out[:, m - half:])
+    np.multiply(f[:, 0].real, edge, out=out[:, 0], casting="same_kind")
+    np.multiply(f[:, 1: half + 1].real, scale, out=out[:, 1: half + 1], casting="same_kind")
+    np.multiply(f[:, 1: half + 1].imag, scale, out=out[:, m - half:], casting="same_kind")
     if m % 2 == 0:
-        out[:, half + 1] = f[:, half + 1].real * edge
+        np.multiply(f[:, half + 1].real, edge, out=out[:, half + 1], casting="same_kind")
+
+
+def _norms(v: np.ndarray) -> np.ndarray:
+    n = np.sqrt(np.einsum("ij,ij->i", v, v))
+    return np.where(n > 0, n, 1.0)
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
-    return np.divide(v, np.where(norms > 0, norms, 1.0), out=v)
+    return np.divide(v, _norms(v)[:, None], out=v, casting="same_kind")
 
 
 def embed(texts: list[str], dim: int, seed: int, dimensions: int | None = None) -> np.ndarray:
     """Unit-length float32 vectors, one row per text, ``dim`` wide (the model's native
-    size) or, with ``dimensions``, the first ``dimensions`` values re-normalized."""
+    size) or, with ``dimensions``, the first ``dimensions`` values re-normalized.
+
+    Few large temporaries on purpose: fresh pages are what a big batch costs most.
+    """
     rows, keys, weight = features(texts)
     spans = blocks(dim)
-    v = _normalize(_hash_into(rows, keys, weight, len(texts), spans, seed, dim))
-    signs, perm, direction = _spin(seed, dim)
-    v *= signs
-    spun = np.empty_like(v)
+    hashed = _hash_into(rows, keys, weight, len(texts), spans, seed, dim)
+    perm, spikes = _spin(seed, dim)
+    # The model direction, added on the input side as one spike per block (so that every
+    # block keeps the same energy per dimension); the map spreads it over the block.
+    size = hashed.shape[0]
+    lift = _ANISOTROPY * _norms(hashed)
+    for (lo, hi), j in zip(spans, spikes):
+        hashed[np.arange(size), j] += lift * math.sqrt((hi - lo) / dim)
+    spun = np.empty(hashed.shape, dtype=np.float32)
     for lo, hi in spans:
-        _real_dft(v[:, lo:hi], spun[:, lo:hi])
-    width = dim if dimensions is None else dimensions
-    out = np.take(spun, perm[:width], axis=1)
-    out += _ANISOTROPY * direction[:width]
-    return _normalize(out).astype(np.float32)
+        _real_dft(hashed[:, lo:hi], spun[:, lo:hi])
+    v = np.take(spun, perm[: dimensions or dim], axis=1)
+    return _normalize(v)
 
 
 # -- reranking ----------------------------------------------------------------------

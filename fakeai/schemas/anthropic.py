@@ -10,7 +10,7 @@ dotted locations, so long conversations are not copied into objects.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,7 +37,7 @@ class ThinkingDisabled(BaseModel):
     type: Literal["disabled"]
 
 
-Thinking = Annotated[Union[ThinkingEnabled, ThinkingAdaptive, ThinkingDisabled], Field(discriminator="type")]
+Thinking = Annotated[ThinkingEnabled | ThinkingAdaptive | ThinkingDisabled, Field(discriminator="type")]
 
 
 class _ToolChoice(BaseModel):
@@ -63,7 +63,7 @@ class ToolChoiceNone(BaseModel):
     type: Literal["none"]
 
 
-ToolChoice = Annotated[Union[ToolChoiceAuto, ToolChoiceAny, ToolChoiceTool, ToolChoiceNone],
+ToolChoice = Annotated[ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone,
                        Field(discriminator="type")]
 
 
@@ -130,8 +130,8 @@ def _tagged(obj: Any, where: str, tags: tuple[str, ...]) -> tuple[str | None, Pr
     if tag is None:
         return None, (where, "Unable to extract tag using discriminator 'type'")
     if tag not in tags:
-        return None, (where, f"Input tag '{tag}' found using 'type' does not match any of the expected "
-                             f"tags: {', '.join(repr(t) for t in tags)}")
+        return None, (where, (f"Input tag '{tag}' found using 'type' does not match any of the expected "
+                              f"tags: {', '.join(repr(t) for t in tags)}"))
     return tag, None
 
 
@@ -234,8 +234,8 @@ def check_messages(messages: list[Any]) -> Problem | None:
         if role is None:
             return f"{where}.role", "Field required"
         if role == "system":
-            return ("messages", 'Unexpected role "system". The Messages API accepts a top-level `system` '
-                    'parameter, not "system" as an input message role.')
+            return "messages", ('Unexpected role "system". The Messages API accepts a top-level `system` '
+                                'parameter, not "system" as an input message role.')
         if role not in ROLES:
             return f"{where}.role", f"Input should be {_one_of(ROLES)}"
         if "content" not in msg:
@@ -244,7 +244,7 @@ def check_messages(messages: list[Any]) -> Problem | None:
         if not isinstance(content, (str, list)):
             return f"{where}.content", "Input should be a valid string or a valid list"
         if not content and not (role == "assistant" and i == len(messages) - 1):
-            return (where, "all messages must have non-empty content except for the optional final "
+            return where, ("all messages must have non-empty content except for the optional final "
                            "assistant message")
         allowed = _USER_BLOCKS if role == "user" else _ASSISTANT_BLOCKS
         uses, answered = [], set()
@@ -273,7 +273,7 @@ def check_messages(messages: list[Any]) -> Problem | None:
 
 def check_system(system: str | list[Any] | None) -> Problem | None:
     for j, block in enumerate(system if isinstance(system, list) else ()):
-        tag, p = _tagged(block, f"system.{j}", ("text",))
+        _, p = _tagged(block, f"system.{j}", ("text",))
         if p is not None or (p := _field(block, "text", f"system.{j}", str)) is not None:
             return p
     return None

@@ -21,14 +21,14 @@ class CustomVoice(BaseModel):
 
 
 class SpeechRequest(BaseModel):
-    """``POST /v1/audio/speech``. ``input`` length is checked by the route (OpenAI's messages)."""
+    """``POST /v1/audio/speech``. Text lengths are checked by the route (with OpenAI's messages)."""
 
     model_config = STRICT
 
     model: str
     input: str
     voice: str | CustomVoice
-    instructions: Annotated[str, Field(max_length=4096)] | None = None
+    instructions: str | None = None
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
     stream_format: Literal["sse", "audio"] = "audio"

@@ -73,7 +73,9 @@ _VOWELS = np.array([(730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010),
                     (570, 840, 2410), (300, 870, 2240)], dtype=np.float64)
 _FORMANT_GAIN = np.array([1.0, 0.6, 0.25], dtype=np.float32)
 _FORMANT_BW = np.array([90.0, 120.0, 170.0], dtype=np.float32)
-_HARMONICS = 14
+_K = np.arange(1, 33, dtype=np.float32)[:, None]   # harmonic numbers
+_BAND = 4000.0                    # Hz: harmonics above are left out (telephone-like bandwidth)
+_HOP = 32                         # samples between updates of the harmonic levels
 _BLOCK = 1 << 16                  # samples synthesized per numpy pass
 _GAIN = 0.8                       # ~-20 dBFS RMS overall, peaks below full scale
 
@@ -133,6 +135,27 @@ def _seed(voice: str, text: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{voice}\0{text}".encode(), digest_size=8).digest(), "little")
 
 
+def _voiced_wave(s: np.ndarray, f0: np.ndarray, phase: np.ndarray, centers: np.ndarray,
+                 vowels: np.ndarray) -> np.ndarray:
+    """The harmonics of `f0`, each at the level the current vowel's formants give it."""
+    # levels change slowly: computed every _HOP samples and held in between
+    hk = _K * f0[::_HOP].astype(np.float32)                            # (harmonics, samples / _HOP)
+    level = np.full_like(hk, 0.05)                                     # a floor: no harmonic vanishes
+    for j in range(3):
+        fj = np.interp(s[::_HOP], centers, vowels[:, j]).astype(np.float32)
+        level += _FORMANT_GAIN[j] * np.exp(-(((hk - fj) / _FORMANT_BW[j]) ** 2))
+    level = np.repeat(np.where(hk < _BAND, level / _K, 0.0), _HOP, axis=1)[:, :len(s)]   # 1/k tilt
+    # sin(k x phase) by the Chebyshev recurrence: two trigonometric calls per sample, not one per harmonic
+    cur = np.sin(phase).astype(np.float32)
+    twocos = (2 * np.cos(phase)).astype(np.float32)
+    prev = np.zeros_like(cur)
+    wave = np.zeros_like(cur)
+    for lv in level:
+        wave += lv * cur
+        prev, cur = cur, twocos * cur - prev
+    return wave
+
+
 def synthesize(text: str, voice: str, speed: float = 1.0) -> np.ndarray:
     """Mono int16 samples at SAMPLE_RATE of `text` spoken by `voice` at `speed`."""
     words, weights, voiced = _plan(text)
@@ -153,25 +176,16 @@ def synthesize(text: str, voice: str, speed: float = 1.0) -> np.ndarray:
     vowels = _VOWELS[rng.integers(0, len(_VOWELS), units)] * v.formants
     burst = rng.uniform(0.08, 0.2, units)                 # consonant share of each syllable
     noise = np.random.default_rng(_seed(voice, text) ^ 0x5EED)
-
     out = np.empty(n, dtype=np.int16)
     phase0 = 0.0
-    k = np.arange(1, _HARMONICS + 1, dtype=np.float32)[:, None]
     for a in range(0, n, _BLOCK):
         s = np.arange(a, min(a + _BLOCK, n), dtype=np.float64)
         unit = np.minimum(np.searchsorted(bounds, s, side="right") - 1, units - 1)
         pos = (s - starts[unit]) / lengths[unit]           # 0..1 within the unit
         f0 = np.interp(s, centers, pitch) * (1.0 + 0.012 * np.sin(2 * np.pi * 5.1 * s / SAMPLE_RATE))
         phase = phase0 + 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
-        phase0 = float(phase[-1])
-        formants = np.stack([np.interp(s, centers, vowels[:, j]) for j in range(3)]).astype(np.float32)
-        # harmonic k's level: its distance to each formant, on a 1/k spectral tilt
-        hk = k * f0.astype(np.float32)                                        # (K, N)
-        level = np.zeros_like(hk)
-        for j in range(3):
-            level += _FORMANT_GAIN[j] * np.exp(-(((hk - formants[j]) / _FORMANT_BW[j]) ** 2))
-        level = (level + 0.05) / k
-        wave = (level * np.sin(k * phase.astype(np.float32))).sum(axis=0)
+        phase0 = float(phase[-1]) % (2 * np.pi)
+        wave = _voiced_wave(s, f0, phase, centers, vowels)
         body = np.sin(np.pi * np.clip(pos, 0.0, 1.0)) ** 0.7
         env = np.where(voiced[unit], loud[unit] * body, 0.0).astype(np.float32)
         hiss = np.diff(noise.standard_normal(len(s) + 1, dtype=np.float32))

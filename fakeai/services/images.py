@@ -107,8 +107,9 @@ def seed_of(*parts: object) -> int:
 
 
 _WORDS = re.compile(r"[a-z]+")
-_TALL = frozenset("portrait portraits tall vertical poster phone wallpaper standing".split())
-_WIDE = frozenset("landscape landscapes panorama panoramic wide widescreen banner horizon skyline cinematic".split())
+_TALL = frozenset({"portrait", "portraits", "tall", "vertical", "poster", "phone", "wallpaper", "standing"})
+_WIDE = frozenset({"landscape", "landscapes", "panorama", "panoramic", "wide", "widescreen", "banner",
+                   "horizon", "skyline", "cinematic"})
 
 
 def prompt_words(prompt: str) -> tuple[str, ...]:
@@ -281,7 +282,7 @@ def _shapes(canvas: Image.Image, rng: random.Random, colors: list, count: int, s
 
 
 def _finish(img: Image.Image, look: Look, rng: np.random.Generator) -> np.ndarray:
-    """Saturation and contrast by style, vignette, grain; back to uint8 RGBA."""
+    """Saturation and contrast by style, vignette, grain; back to uint8 RGBA (RGB if opaque)."""
     arr = np.asarray(img, dtype=np.float32) / 255.0
     rgb = arr[..., :3]
     sat, contrast = _SATURATION[look.style]
@@ -292,9 +293,11 @@ def _finish(img: Image.Image, look: Look, rng: np.random.Generator) -> np.ndarra
     if not look.transparent:
         ys, xs = _grid(h, w)
         rgb *= (1.0 - 0.35 * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2))[..., None]
-    rgb += rng.normal(0.0, 0.012, (h, w, 1)).astype(np.float32)
+    if look.detail >= 2:  # a fine film grain on hd/high (it also costs file size and encode time)
+        rgb += rng.normal(0.0, 0.012, (h, w, 1)).astype(np.float32)
     arr[..., :3] = rgb
-    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    out = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return out if look.transparent else np.ascontiguousarray(out[..., :3])
 
 
 def _canvas_size(width: int, height: int, detail: int) -> tuple[int, int]:
@@ -308,20 +311,25 @@ def render(look: Look, width: int, height: int) -> Image.Image:
     rng = random.Random(look.seed)
     cw, ch = _canvas_size(width, height, look.detail)
     colors = palette(look.words, rng)
-    rgb = _gradient(ch, cw, [colors[0], colors[1], colors[2], colors[3]], rng.uniform(-0.5, 0.5))
-    alpha = np.zeros((ch, cw), dtype=np.float32) if look.transparent else np.ones((ch, cw), np.float32)
-    if look.transparent:
-        rgb[:] = np.asarray(colors[2], dtype=np.float32) / 255.0  # colour under alpha 0 (for resampling)
+    angle = rng.uniform(-0.5, 0.5)
+    if look.transparent:  # nothing behind the subject; a flat colour under alpha 0 keeps resampling clean
+        rgb = np.empty((ch, cw, 3), dtype=np.float32)
+        rgb[:] = np.asarray(colors[2], dtype=np.float32) / 255.0
+        alpha = np.zeros((ch, cw), dtype=np.float32)
+    else:
+        rgb = _gradient(ch, cw, colors[:4], angle)
+        alpha = np.ones((ch, cw), dtype=np.float32)
     _glow(rgb, alpha, rng, colors[4], cw / ch)
     if not look.transparent:
         _hills(rgb, alpha, rng, (colors[2], colors[0]), 2 + look.detail)
     rgba = np.dstack([rgb, alpha])
     canvas = Image.fromarray((np.clip(rgba, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGBA")
     canvas = _shapes(canvas, rng, colors, 6 + 6 * look.detail, 2 if look.detail >= 2 else 1)
-    out = Image.fromarray(_finish(canvas, look, np.random.default_rng(look.seed)), "RGBA")
+    out = Image.fromarray(_finish(canvas, look, np.random.default_rng(look.seed)),
+                          "RGBA" if look.transparent else "RGB")
     if out.size != (width, height):
         out = out.resize((width, height), Image.Resampling.BICUBIC)
-    return out if look.transparent else out.convert("RGB")
+    return out
 
 
 def edit(source: Image.Image, mask: Image.Image | None, look: Look, width: int, height: int) -> Image.Image:
@@ -407,6 +415,6 @@ def open_upload(data: bytes) -> Image.Image:
         img.load()
     except ImageError:
         raise
-    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError... on bad data
+    except Exception as e:  # noqa: BLE001 -- Pillow raises OSError, SyntaxError, ValueError... on bad data
         raise ImageError(str(e) or type(e).__name__) from None
     return img

@@ -32,8 +32,7 @@ from .audio import WORDS_PER_SECOND
 EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm")
 MAX_FILE_BYTES = 25 * 1024 * 1024       # OpenAI's upload limit, 26214400 bytes
 
-#: ISO-639-1 codes Whisper knows, with the language names verbose_json reports.
-LANGUAGES = dict(pair.split(":") for pair in (
+_LANGUAGE_TABLE = (
     "en:english zh:chinese de:german es:spanish ru:russian ko:korean fr:french ja:japanese "
     "pt:portuguese tr:turkish pl:polish ca:catalan nl:dutch ar:arabic sv:swedish it:italian "
     "id:indonesian hi:hindi fi:finnish vi:vietnamese he:hebrew uk:ukrainian el:greek ms:malay "
@@ -47,7 +46,9 @@ LANGUAGES = dict(pair.split(":") for pair in (
     "yi:yiddish lo:lao uz:uzbek fo:faroese ht:haitian_creole ps:pashto tk:turkmen nn:nynorsk "
     "mt:maltese sa:sanskrit lb:luxembourgish my:myanmar bo:tibetan tl:tagalog mg:malagasy "
     "as:assamese tt:tatar haw:hawaiian ln:lingala ha:hausa ba:bashkir jw:javanese su:sundanese "
-    "yue:cantonese").split())
+    "yue:cantonese")
+#: ISO-639-1 codes Whisper knows, with the language names verbose_json reports.
+LANGUAGES = {code: name.replace("_", " ") for code, name in (p.split(":") for p in _LANGUAGE_TABLE.split())}
 
 _MIN_SEGMENT_WORDS, _MAX_SEGMENT_WORDS = 4, 30
 

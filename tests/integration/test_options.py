@@ -81,6 +81,7 @@ COVERAGE = {
     "default_max_tokens": ["TestFileTimingFixedLength::test_default_max_tokens",
                            "TestRequestOptions::test_models_file_adds_models"],
     "reasoning_tokens": ["TestReasoningTokens::test_reasoning_budget"],
+    "image_ttl_s": ["TestImageTTL::test_image_urls_expire_after_the_ttl"],
 }
 
 
@@ -587,3 +588,24 @@ class TestReasoningTokens:
         few = [self.reasoning(small.base_url) for _ in range(5)]
         assert all(40 * 0.7 - 1 <= n <= 40 * 1.3 + 1 for n in few), few
         assert self.reasoning(off.base_url) == 0
+
+
+class TestImageTTL:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def short(cls):
+        with run_server("--ttft", "0", "--itl", "0", "--image-ttl-s", "1") as s:
+            yield s
+
+    @staticmethod
+    def url(base_url: str) -> str:
+        r = httpx.post(base_url + "/v1/images/generations", timeout=30, json={
+            "model": "dall-e-2", "prompt": "a lighthouse", "size": "256x256", "response_format": "url"})
+        assert r.status_code == 200, r.text
+        return r.json()["data"][0]["url"]
+
+    def test_image_urls_expire_after_the_ttl(self, server, short):
+        kept, gone = self.url(server.base_url), self.url(short.base_url)
+        assert httpx.get(gone).status_code == 200
+        assert wait_for(lambda: httpx.get(gone).status_code == 404, timeout=10, interval=0.1)
+        assert httpx.get(kept).status_code == 200  # the default TTL is an hour

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import re
 import time
 
@@ -118,7 +119,7 @@ def test_every_format_decodes(fmt):
     if fmt in ("wav", "flac", "pcm"):                                 # lossless: the exact samples
         assert np.array_equal(np.round(x * 32768).astype(np.int16), samples)
     signature = {"mp3": b"\xff", "opus": b"OggS", "aac": b"\xff", "flac": b"fLaC", "wav": b"RIFF"}
-    assert fmt == "pcm" or data.startswith(signature[fmt]) or data.startswith(b"ID3")
+    assert fmt == "pcm" or data.startswith((signature[fmt], b"ID3"))
     if fmt == "opus":
         assert b"OpusHead" in data[:100]
 
@@ -190,7 +191,7 @@ def test_transcript_fits_the_duration(seconds):
     assert stamps == sorted(stamps) and stamps[0] == 0.0 and stamps[-1] == round(seconds, 2)
     segs = t.segments
     assert segs[0].start == 0.0 and segs[-1].end == round(seconds, 2)
-    assert all(a.end == b.start for a, b in zip(segs, segs[1:]))   # contiguous cues
+    assert all(a.end == b.start for a, b in itertools.pairwise(segs))   # contiguous cues
     assert all(s.start < s.end for s in segs)
     assert " ".join(s.text for s in segs) == t.text
     assert all(len(s.text.split()) <= 30 for s in segs)

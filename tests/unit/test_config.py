@@ -41,6 +41,7 @@ NON_DEFAULT: dict[str, typing.Any] = {
     "output_tokens_spread": 10,
     "default_max_tokens": 99,
     "reasoning_tokens": 32,
+    "image_ttl_s": 60,
 }
 
 

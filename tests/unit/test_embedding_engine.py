@@ -1,0 +1,169 @@
+"""fakeai.engine.embeddings: hashed-feature vectors and rerank scores, without a server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakeai.engine import embeddings as E
+from fakeai.engine.tokenizer import get_tokenizer
+from fakeai.registry import ModelRegistry
+
+SEED = E.model_seed("text-embedding-3-small")
+CAT, CAT2, MONEY = "the cat sat on the mat", "a cat sat on a mat", "quarterly revenue grew"
+REGISTRY = ModelRegistry.load()
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.mark.parametrize("dim", [1536, 3072, 1024, 384, 100, 7])
+def test_rows_are_unit_float32_of_the_requested_width(dim):
+    v = E.embed([CAT, MONEY, "x", "   ", "!!!", "日本語のテキスト", "emoji 🚀🚀"], dim, SEED)
+    assert v.dtype == np.float32 and v.shape == (7, dim)
+    assert np.all(np.isfinite(v))
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_vectors_are_dense_like_real_embeddings():
+    v = E.embed([CAT], 1536, SEED)[0]
+    assert np.count_nonzero(v) > 1500
+    assert abs(float(v.mean())) < 0.01 and 0.015 < float(v.std()) < 0.04  # ~1/sqrt(1536)
+
+
+def test_same_text_same_vector_whatever_the_batch():
+    alone = E.embed([CAT], 1536, SEED)[0]
+    again = E.embed([MONEY, "other words", CAT], 1536, SEED)[2]
+    np.testing.assert_array_equal(alone, again)
+
+
+def test_models_give_different_vectors():
+    a = E.embed([CAT], 1536, SEED)[0]
+    b = E.embed([CAT], 1536, E.model_seed("text-embedding-ada-002"))[0]
+    assert abs(cos(a, b)) < 0.2
+
+
+def test_lexical_overlap_orders_similarity():
+    v = E.embed([CAT, CAT2, MONEY, "revenue grew this quarter", "cats sitting on mats"], 1536, SEED)
+    assert cos(v[0], v[1]) > cos(v[0], v[4]) > cos(v[0], v[2])
+    assert cos(v[2], v[3]) > cos(v[2], v[0])
+    assert cos(v[0], v[1]) > 0.8
+    assert abs(cos(v[0], v[2])) < 0.3  # unrelated: the model's small common direction only
+
+
+def test_case_and_spacing_do_not_matter():
+    v = E.embed(["The  CAT sat\non the mat", CAT], 1536, SEED)
+    np.testing.assert_allclose(v[0], v[1], atol=1e-6)
+
+
+def test_non_latin_text_has_features():
+    v = E.embed(["東京は日本の首都です", "東京は日本の大都市です", "Paris est la capitale"], 1024, SEED)
+    assert cos(v[0], v[1]) > cos(v[0], v[2]) + 0.2
+
+
+@pytest.mark.parametrize("dimensions", [1, 64, 100, 256, 1024, 1535])
+def test_shortened_vector_is_the_renormalized_prefix(dimensions):
+    full = E.embed([CAT, MONEY], 1536, SEED)
+    short = E.embed([CAT, MONEY], 1536, SEED, dimensions)
+    assert short.shape == (2, dimensions)
+    prefix = full[:, :dimensions] / np.linalg.norm(full[:, :dimensions], axis=1, keepdims=True)
+    np.testing.assert_allclose(short, prefix, atol=1e-5)
+
+
+def test_shortened_vectors_keep_the_similarity_order():
+    v = E.embed([CAT, CAT2, MONEY], 3072, SEED, 256)
+    assert cos(v[0], v[1]) > cos(v[0], v[2]) + 0.4
+
+
+def test_matryoshka_blocks_cover_the_vector():
+    assert E.blocks(1536) == [(0, 64), (64, 256), (256, 1024), (1024, 1536)]
+    assert E.blocks(3072)[-1] == (1024, 3072)
+    assert E.blocks(100) == [(0, 64), (64, 100)]
+    assert E.blocks(10) == [(0, 10)]
+
+
+def test_dimensions_support_follows_the_model_family():
+    assert E.supports_dimensions(REGISTRY.get("text-embedding-3-small"))
+    assert E.supports_dimensions(REGISTRY.get("text-embedding-3-large"))
+    assert E.supports_dimensions(REGISTRY.get("nvidia/llama-3.2-nv-embedqa-1b-v2"))
+    assert not E.supports_dimensions(REGISTRY.get("text-embedding-ada-002"))
+    assert not E.supports_dimensions(REGISTRY.get("nvidia/nv-embedqa-e5-v5"))
+
+
+def test_tf_is_sublinear():
+    """Repeating a word ten times moves the vector less than ten copies' worth."""
+    v = E.embed(["cat dog", "cat cat dog", "cat " * 10 + "dog"], 1536, SEED)
+    assert cos(v[0], v[1]) > cos(v[0], v[2]) > 0.5
+
+
+def test_large_batch_runs():
+    """Speed sanity (no timing assertion): the largest batch OpenAI allows."""
+    texts = [f"document {i} about topic {i % 17} with some shared words" for i in range(2048)]
+    v = E.embed(texts, 3072, SEED)
+    assert v.shape == (2048, 3072)
+    np.testing.assert_allclose(np.linalg.norm(v[::97], axis=1), 1.0, atol=1e-5)
+
+
+# -- rerank -----------------------------------------------------------------------------
+
+RERANKER = REGISTRY.get("nvidia/llama-3.2-nv-rerankqa-1b-v2")
+SHORT = REGISTRY.get("nvidia/nv-rerankqa-mistral-4b-v3")  # 512-token window
+TOK = get_tokenizer(RERANKER.tokenizer)
+QUERY = "What is the memory bandwidth of the H100 GPU?"
+PASSAGES = [
+    "Bananas are rich in potassium and easy to digest.",
+    "The H100 GPU delivers 3 terabytes per second of memory bandwidth.",
+    "A100 provides up to 20X higher performance over the prior generation.",
+]
+
+
+def test_relevant_passage_scores_highest():
+    r = E.rank(TOK, RERANKER, QUERY, PASSAGES, None)
+    assert int(np.argmax(r.logits)) == 1
+    assert r.logits[1] > r.logits[2] > r.logits[0]
+    assert -10 < r.logits.min() and r.logits.max() < 10  # cross-encoder-like range
+
+
+def test_rank_bills_every_query_passage_pair():
+    r = E.rank(TOK, RERANKER, QUERY, PASSAGES, None)
+    assert r.prompt_tokens == sum(TOK.count(QUERY) + TOK.count(p) for p in PASSAGES)
+    assert r.passages == PASSAGES
+
+
+def test_rank_is_deterministic():
+    a = E.rank(TOK, RERANKER, QUERY, PASSAGES, None).logits
+    b = E.rank(TOK, RERANKER, QUERY, list(reversed(PASSAGES)), None).logits
+    np.testing.assert_array_equal(a, b[::-1])
+
+
+def test_over_long_pair_raises_without_truncation():
+    long = "memory bandwidth " * 400
+    with pytest.raises(E.InputTooLong) as e:
+        E.rank(TOK, SHORT, QUERY, ["short", long], None)
+    assert e.value.index == 1 and e.value.limit == 512
+    assert e.value.tokens == TOK.count(QUERY) + TOK.count(long)
+    assert "exceeds maximum allowed token size 512" in e.value.message
+
+
+@pytest.mark.parametrize("side", ["END", "START"])
+def test_truncation_cuts_the_passage_to_the_window(side):
+    long = "alpha " * 600 + "omega " * 600
+    r = E.rank(TOK, SHORT, QUERY, [long], side)
+    assert r.prompt_tokens == 512
+    kept = r.passages[0]
+    assert ("alpha" in kept) == (side == "END") and ("omega" in kept) == (side == "START")
+
+
+def test_max_passage_tokens_caps_each_passage():
+    short = "word " * 10
+    r = E.rank(TOK, RERANKER, QUERY, ["word " * 100, short], "END", max_passage_tokens=20)
+    q = TOK.count(QUERY)
+    assert TOK.count(short) < 20
+    assert r.prompt_tokens == (q + 20) + (q + TOK.count(short))
+    assert r.passages[1] == short
+
+
+def test_sigmoid_maps_logits_to_probabilities():
+    s = E.sigmoid(np.array([-30.0, 0.0, 30.0]))
+    np.testing.assert_allclose(s, [0.0, 0.5, 1.0], atol=1e-12)
