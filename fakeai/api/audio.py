@@ -112,20 +112,19 @@ async def create_speech(request: Request):
         raise APIError(400, f"The model `{req.model}` does not support speech synthesis.",
                        param="model", code="model_not_supported")
     voice = _speech_voice(req.voice, model)
-    text = req.input
-    _check_text("input", text, required=True)
+    _check_text("input", req.input, required=True)
     _check_text("instructions", req.instructions or "", required=False)
     sse = req.stream_format == "sse"
     if sse and _classic_tts(model):
         raise APIError(400, f"stream_format 'sse' is not supported for model '{req.model}'. Use 'audio' "
                        "instead.", param="stream_format", code="unsupported_value")
     tok = engine.tokenizer(model)
-    prompt_tokens = tok.count(text) + (tok.count(req.instructions) if req.instructions else 0)
+    prompt_tokens = tok.count(req.input) + (tok.count(req.instructions) if req.instructions else 0)
     if prompt_tokens > model.context_window:
         raise APIError(400, f"Invalid 'input': the input is {prompt_tokens} tokens, more than the "
                        f"{model.context_window} tokens model '{req.model}' accepts.", param="input",
                        code="string_above_max_length")
-    data, seconds = await _off_loop(synth.speech, text, voice, req.response_format, req.speed)
+    data, seconds = await _off_loop(synth.speech, req.input, voice, req.response_format, req.speed)
     await engine.simulate(model, prompt_tokens, arrival=common.arrival(request))
     if sse:
         out_tokens = synth.audio_tokens(seconds)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 
-from ..engine.core import Engine, GenParams, Generation
+from ..engine.core import Engine, Generation, GenParams
 from ..engine.output import Choice
 from ..engine.prompt import last_user_text
 from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
+from ..services.audio import audio_tokens as speech_audio_tokens
+from ..services.audio import chat_audio, speech_seconds
 from . import chat_stream, common
-from .chat_options import check_model_params, output_spec
 from .body import parse, read_json, request_body
+from .chat_options import audio_output, check_model_params, output_spec
 from .common import dumps
 from .errors import APIError
 
@@ -55,6 +59,9 @@ async def create_chat_completion(request: Request):
                           arrival=common.arrival(request), spec=spec)
     meta = {"id": common.new_id("chatcmpl-"), "model": req.model, "created": common.now(),
             "fp": common.fingerprint(model.id)}
+    audio = audio_output(req, model)
+    if audio is not None:
+        meta["audio"] = await _speak(gen, *audio)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         return common.sse_response(chat_stream.stream(engine, gen, meta, include_usage))
@@ -62,8 +69,25 @@ async def create_chat_completion(request: Request):
     return common.json_response(render_completion(gen, meta))
 
 
-def _message(c: Choice) -> dict:
+async def _speak(gen: Generation, voice: str, fmt: str) -> list[dict | None]:
+    """Each choice's content spoken (``message.audio``); its audio tokens join the usage."""
+    loop = asyncio.get_running_loop()
+    out: list[dict | None] = []
+    for c in gen.choices:
+        if c.tool_calls:
+            out.append(None)
+            continue
+        audio = await loop.run_in_executor(None, chat_audio, c.text, voice, fmt)
+        c.audio_tokens = speech_audio_tokens(speech_seconds(c.text))
+        out.append(audio)
+    return out
+
+
+def _message(c: Choice, audio: dict | None = None) -> dict:
     msg: dict = {"role": "assistant", "content": c.content, "refusal": None, "annotations": []}
+    if audio is not None:  # spoken answer: the text is the transcript, as OpenAI
+        msg["content"] = None
+        msg["audio"] = audio
     if c.reasoning:
         msg["reasoning_content"] = msg["reasoning"] = c.reasoning_text
     if c.legacy_function and c.tool_calls:
@@ -79,7 +103,7 @@ def render_completion(gen: Generation, meta: dict) -> bytes:
     choices = [
         {
             "index": i,
-            "message": _message(c),
+            "message": _message(c, (meta.get("audio") or [None] * (i + 1))[i]),
             "logprobs": None if c.logprobs is None else {"content": c.logprobs, "refusal": None},
             "finish_reason": c.finish_reason,
         }

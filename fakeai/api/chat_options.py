@@ -126,6 +126,32 @@ def check_model_params(req: ChatCompletionRequest, model) -> None:
                        "Use 'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
 
 
+AUDIO_FORMATS = ("wav", "mp3", "flac", "opus", "aac", "pcm16")
+
+
+def audio_output(req: ChatCompletionRequest, model) -> tuple[str, str] | None:
+    """(voice, format) when the request asks for spoken output, else None."""
+    if not req.modalities or "audio" not in req.modalities:
+        return None
+    if not model.capabilities.audio:
+        raise APIError(400, "This model does not support audio output. Use an audio-capable model "
+                       "such as gpt-4o-audio-preview.", param="modalities", code="invalid_value")
+    audio = req.audio or {}
+    voice, fmt = audio.get("voice"), audio.get("format")
+    if not isinstance(voice, (str, dict)) or not fmt:
+        raise APIError(400, "Missing required parameter: 'audio'. With modalities ['text', 'audio'], "
+                       "'audio' must give a 'voice' and a 'format'.", param="audio",
+                       code="missing_required_parameter")
+    if fmt not in AUDIO_FORMATS:
+        raise APIError(400, f"Invalid value: '{fmt}'. Supported values are: "
+                       + ", ".join(f"'{f}'" for f in AUDIO_FORMATS) + ".", param="audio.format",
+                       code="invalid_value")
+    if req.stream and fmt != "pcm16":
+        raise APIError(400, "Audio output streaming only supports 'pcm16' as the format.",
+                       param="audio.format", code="invalid_value")
+    return (voice if isinstance(voice, str) else voice.get("id", "alloy")), fmt
+
+
 def output_spec(req: ChatCompletionRequest) -> OutputSpec:
     schema, json_object = _response_format(req)
     top = None

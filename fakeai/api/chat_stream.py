@@ -75,10 +75,18 @@ def _step_chunk(w: ChunkWriter, i: int, c: Choice, step: int) -> bytes | None:
                    b'{"content":[' + dumps(lp) + b'],"refusal":null}')
 
 
+def _audio_chunk(w: ChunkWriter, i: int, audio: dict, text: str, first: bool) -> bytes:
+    """A spoken answer streams its transcript token by token (the id opens it)."""
+    head = b'{"audio":{"id":' + dumps(audio["id"]) + b',"transcript":' if first else b'{"audio":{"transcript":'
+    return w.delta(i, head + dumps(text) + b"}}")
+
+
 async def stream(engine: Engine, gen: Generation, meta: dict, include_usage: bool) -> AsyncIterator[bytes]:
     w = ChunkWriter(meta, include_usage)
     choices = gen.choices
-    plain = [not (c.reasoning or c.tool_calls or c.logprobs is not None) for c in choices]
+    audio = meta.get("audio") or [None] * len(choices)
+    plain = [not (c.reasoning or c.tool_calls or c.logprobs is not None or audio[i])
+             for i, c in enumerate(choices)]
 
     def render(start: int, end: int) -> bytes:
         out = []
@@ -90,11 +98,17 @@ async def stream(engine: Engine, gen: Generation, meta: dict, include_usage: boo
                 if step < len(texts):
                     if plain[i]:
                         out.append(w.content(i, texts[step]))
+                    elif audio[i] is not None and step >= c.reasoning:
+                        out.append(_audio_chunk(w, i, audio[i], texts[step], step == c.reasoning))
                     else:
                         chunk = _step_chunk(w, i, c, step)
                         if chunk is not None:
                             out.append(chunk)
                 if step == len(texts) - 1 or (step == 0 and not texts):
+                    if audio[i] is not None:  # the encoded audio closes the spoken answer
+                        out.append(w.delta(i, b'{"audio":{"id":' + dumps(audio[i]["id"]) + b',"data":'
+                                           + dumps(audio[i]["data"]) + b',"expires_at":'
+                                           + str(audio[i]["expires_at"]).encode() + b"}}"))
                     out.append(w.finish(i, c.finish_reason))
         return b"".join(out)
 

@@ -22,7 +22,7 @@ dumps = orjson.dumps
 _NOT_SEEDED = frozenset({
     "stream", "stream_options", "user", "metadata", "store", "service_tier", "stop", "n", "best_of",
     "max_tokens", "max_completion_tokens", "ignore_eos", "min_tokens", "logprobs", "top_logprobs",
-    "echo", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
+    "echo", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "modalities", "audio",
 })
 
 
@@ -46,7 +46,8 @@ def now() -> int:
 
 
 def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
-    ct = gen.completion_tokens if completion_tokens is None else completion_tokens
+    audio = sum(c.audio_tokens for c in gen.choices)
+    ct = (gen.completion_tokens if completion_tokens is None else completion_tokens) + audio
     return {
         "prompt_tokens": gen.prompt_tokens,
         "completion_tokens": ct,
@@ -54,7 +55,7 @@ def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
         "prompt_tokens_details": {"cached_tokens": gen.cached_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": gen.reasoning_tokens,
-            "audio_tokens": 0,
+            "audio_tokens": audio,
             "accepted_prediction_tokens": sum(c.accepted_prediction for c in gen.choices),
             "rejected_prediction_tokens": sum(c.rejected_prediction for c in gen.choices),
         },

@@ -66,6 +66,8 @@ def _describe(err: dict[str, Any], param: str) -> tuple[str, str | None]:
         word = "below minimum" if t.startswith("greater") else "above maximum"
         return (f"Invalid '{param}': value {word}. Expected a value {rel} {bound}, but got {got!r} instead.",
                 "invalid_value")
+    if t in ("string_too_short", "string_too_long"):
+        return f"Invalid '{param}': {err['msg'].lower()}.", "invalid_value"
     if t in ("too_short", "too_long"):
         return f"Invalid '{param}': {err['msg'].lower()}.", "invalid_value" if t == "too_long" else "empty_array"
     if t in ("literal_error", "enum"):

@@ -65,13 +65,17 @@ _SSE_HEADERS = [
 ]
 
 
-class SSEResponse:
-    """Writes each bytes item of ``events`` as it comes; stops the moment the client leaves."""
+class SSEResponse(Response):
+    """Writes each bytes item of ``events`` as it comes; stops the moment the client leaves.
 
-    __slots__ = ("events",)
+    A ``Response`` so that any route can return it, on the fast path or not."""
+
+    media_type = "text/event-stream"
 
     def __init__(self, events: AsyncIterator[bytes]) -> None:
         self.events = events
+        self.status_code = 200
+        self.background = None
 
     async def __call__(self, scope, receive, send) -> None:
         task = asyncio.current_task()

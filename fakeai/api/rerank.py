@@ -74,7 +74,7 @@ async def _score(request: Request, model: ModelDef, query: str, passages: list[s
     """Score (on a worker thread if large), then hold the request for its modelled time."""
     engine: Engine = request.app.state.engine
     args = (engine.tokenizer(model), model, query, passages, truncate, max_passage_tokens)
-    if len(query) * len(passages) + sum(map(len, passages)) > _OFFLOAD_CHARS:
+    if len(query) + sum(map(len, passages)) > _OFFLOAD_CHARS:
         ranking = await asyncio.get_running_loop().run_in_executor(None, vectors.rank, *args)
     else:
         ranking = vectors.rank(*args)
@@ -83,6 +83,7 @@ async def _score(request: Request, model: ModelDef, query: str, passages: list[s
 
 
 def _check_count(n: int, empty: str) -> None:
+    """No passages, or too many. (The error's ``type`` is TEI's ``error_type``.)"""
     if n == 0:
         raise APIError(400, empty, type="empty")
     if n > MAX_DOCUMENTS:

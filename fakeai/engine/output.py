@@ -51,6 +51,7 @@ class Choice:
     logprobs: list[dict] | None = None  # one entry per body token
     accepted_prediction: int = 0
     rejected_prediction: int = 0
+    audio_tokens: int = 0  # spoken output (chat audio), billed beside the text tokens
 
     @property
     def text(self) -> str:

@@ -362,8 +362,8 @@ def test_upload_errors_of_the_request_itself(server, uploads):
         server.client().audio.transcriptions.create(model="whisper-1", file=("a.ogg", b"OggS" + bytes(100)))
 
 
-def test_requests_are_held_for_the_modelled_time(uploads):
-    with run_server("--ttft", "300", "--itl", "0") as s:
+def test_modelled_time_and_strict_params(uploads):
+    with run_server("--ttft", "300", "--itl", "0", "--strict-params") as s:
         client = s.client()
         client.audio.speech.create(model="tts-1", voice="alloy", input="warm up").read()
         t0 = time.perf_counter()
@@ -372,3 +372,8 @@ def test_requests_are_held_for_the_modelled_time(uploads):
         t0 = time.perf_counter()
         client.audio.transcriptions.create(model="whisper-1", file=("a.wav", uploads["wav"]))
         assert time.perf_counter() - t0 >= 0.3
+        with s.http() as h:                                          # form fields are checked like JSON
+            r = h.post("/v1/audio/transcriptions", data={"model": "whisper-1", "colour": "blue"},
+                       files={"file": ("a.wav", uploads["wav"])})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "unrecognized_argument"
+        assert r.json()["error"]["param"] == "colour"
