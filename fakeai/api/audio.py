@@ -107,10 +107,7 @@ async def create_speech(request: Request):
     app = request.app.state
     req = parse(SpeechRequest, await read_json(request), app.settings.strict_params)
     engine: Engine = app.engine
-    model = engine.model(req.model)
-    if not model.capabilities.tts:
-        raise APIError(400, f"The model `{req.model}` does not support speech synthesis.",
-                       param="model", code="model_not_supported")
+    model = common.require_model(engine, req.model, "tts", "speech synthesis")
     voice = _speech_voice(req.voice, model)
     _check_text("input", req.input, required=True)
     _check_text("instructions", req.instructions or "", required=False)

@@ -48,10 +48,7 @@ async def create_chat_completion(request: Request):
         raise APIError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                        param="stream_options")
     engine: Engine = app.engine
-    model = engine.model(req.model)
-    if not model.capabilities.chat:
-        raise APIError(400, f"The model `{req.model}` does not support chat completions.",
-                       param="model", code="model_not_supported")
+    model = common.require_model(engine, req.model, "chat", "chat completions")
     check_model_params(req, model)
     prompt_tokens = engine.count_chat_prompt(model, req.messages, req.tools or req.functions)
     spec = output_spec(req)

@@ -11,6 +11,7 @@ import orjson
 from starlette.responses import Response
 
 from ..engine.core import Engine, Generation
+from .errors import APIError
 from .fastpath import SSEResponse
 
 DONE = b"data: [DONE]\n\n"
@@ -60,6 +61,16 @@ def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
             "rejected_prediction_tokens": sum(c.rejected_prediction for c in gen.choices),
         },
     }
+
+
+def require_model(engine: Engine, model_id: str, capability: str, does: str):
+    """The model named ``model_id`` (404 if unknown), or a 400 ``model_not_supported``
+    saying it ``does`` not, when it lacks ``capability``."""
+    model = engine.model(model_id)
+    if not getattr(model.capabilities, capability):
+        raise APIError(400, f"The model `{model_id}` does not support {does}.", param="model",
+                       code="model_not_supported")
+    return model
 
 
 def arrival(request) -> float | None:

@@ -53,10 +53,7 @@ async def create_completion(request: Request):
     raw = await read_json(request)
     req = parse(CompletionRequest, raw, app.settings.strict_params)
     engine: Engine = app.engine
-    model = engine.model(req.model)
-    if not model.capabilities.completions:
-        raise APIError(400, f"The model `{req.model}` does not support the completions endpoint.",
-                       param="model", code="model_not_supported")
+    model = common.require_model(engine, req.model, "completions", "the completions endpoint")
     best_of = req.best_of or req.n
     if best_of < req.n:
         raise APIError(400, "best_of must be greater than or equal to n.", param="best_of")

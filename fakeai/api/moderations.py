@@ -27,10 +27,7 @@ async def create_moderation(request: Request):
     app = request.app.state
     req = parse(ModerationRequest, await read_json(request), app.settings.strict_params)
     engine: Engine = app.engine
-    model = engine.model(req.model)
-    if not model.capabilities.moderation:
-        raise APIError(400, f"The model `{req.model}` does not support the moderations endpoint.",
-                       param="model", code="model_not_supported")
+    model = common.require_model(engine, req.model, "moderation", "the moderations endpoint")
     try:
         items = input_items(req.input)
     except InvalidInput as e:
