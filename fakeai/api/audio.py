@@ -26,12 +26,15 @@ from ..engine.multimodal import audio_tokens as input_audio_tokens
 from ..engine.output import Choice
 from ..registry import ModelDef
 from ..schemas.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
-from ..services import audio as synth
-from ..services import transcribe as stt
+from ..lazy import lazy_import
+
 from . import common
 from .body import parse, read_json, request_body
 from .common import dumps
 from .errors import APIError
+
+synth = lazy_import("fakeai.services.audio")
+stt = lazy_import("fakeai.services.transcribe")
 
 router = APIRouter(tags=["audio"])
 

@@ -11,8 +11,7 @@ from ..engine.output import Choice
 from ..engine.prompt import last_user_text
 from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
-from ..services.audio import audio_tokens as speech_audio_tokens
-from ..services.audio import chat_audio, speech_seconds
+from ..lazy import lazy_import
 from . import chat_stream, common
 from .body import parse, read_json, request_body
 from .chat_options import audio_output, check_model_params, output_spec
@@ -20,6 +19,7 @@ from .common import dumps
 from .errors import APIError
 
 router = APIRouter(tags=["chat"])
+speech = lazy_import("fakeai.services.audio")
 
 _REQUEST_SCHEMA = request_body(ChatCompletionRequest)
 
@@ -74,8 +74,8 @@ async def _speak(gen: Generation, voice: str, fmt: str) -> list[dict | None]:
         if c.tool_calls:
             out.append(None)
             continue
-        audio = await loop.run_in_executor(None, chat_audio, c.text, voice, fmt)
-        c.audio_tokens = speech_audio_tokens(speech_seconds(c.text))
+        audio = await loop.run_in_executor(None, speech.chat_audio, c.text, voice, fmt)
+        c.audio_tokens = speech.audio_tokens(speech.speech_seconds(c.text))
         out.append(audio)
     return out
 

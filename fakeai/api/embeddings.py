@@ -6,11 +6,11 @@ import asyncio
 import base64
 from dataclasses import dataclass
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 
-from ..engine import embeddings as vectors
+from ..lazy import lazy_import
+
 from ..engine.core import Engine
 from ..engine.tokenizer import Tokenizer
 from ..registry import ModelDef
@@ -18,6 +18,9 @@ from ..schemas.embeddings import EmbeddingRequest
 from . import common
 from .body import parse, read_json, request_body
 from .errors import APIError
+
+np = lazy_import("numpy")
+vectors = lazy_import("fakeai.engine.embeddings")
 
 router = APIRouter(tags=["embeddings"])
 

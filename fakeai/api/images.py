@@ -28,11 +28,14 @@ from ..schemas.images import (
     ImageGenerationRequest,
     ImageVariationRequest,
 )
-from ..services import images as draw
+from ..lazy import lazy_import
+
 from ..services.image_store import ImageStore
 from . import common
 from .body import parse, read_json, request_body
 from .errors import APIError, error_response
+
+draw = lazy_import("fakeai.services.images")
 
 router = APIRouter(tags=["images"])
 

@@ -18,12 +18,12 @@ import asyncio
 import math
 import uuid
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..engine import embeddings as vectors
+from ..lazy import lazy_import
+
 from ..engine.core import Engine
 from ..engine.errors import EngineError
 from ..registry import ModelDef
@@ -31,6 +31,9 @@ from ..schemas.rerank import RankingRequest, RerankRequest, TEIRerankRequest, Te
 from . import common
 from .body import parse, read_json, request_body
 from .errors import APIError
+
+np = lazy_import("numpy")
+vectors = lazy_import("fakeai.engine.embeddings")
 
 router = APIRouter(tags=["rerank"])
 
