@@ -322,7 +322,8 @@ async def create_image_variation(request: Request):
 
 
 @router.get("/images/{filename}", include_in_schema=False)
-async def get_image(request: Request, filename: str):
+async def get_image(request: Request):
+    filename = request.path_params["filename"]
     image_id, _, ext = filename.partition(".")
     store = _store(request)
     item = store.get(image_id)

@@ -35,9 +35,15 @@ async def list_models(request: Request):
 
 
 # Declared before the catch-all path route: model ids may themselves contain '/'.
-@router.get("/v1/models/{model_id:path}/capabilities")
-async def model_capabilities(model_id: str, request: Request):
-    m = request.app.state.engine.model(model_id)
+# Path parameters are read from the request and documented by hand: a typed parameter
+# makes FastAPI import its pydantic-v1 compatibility layer (~45 ms of start-up).
+_MODEL_ID = {"parameters": [{"name": "model_id", "in": "path", "required": True,
+                             "schema": {"type": "string"}, "description": "A model id; may contain '/'."}]}
+
+
+@router.get("/v1/models/{model_id:path}/capabilities", openapi_extra=_MODEL_ID)
+async def model_capabilities(request: Request):
+    m = request.app.state.engine.model(request.path_params["model_id"])
     body = model_object(m) | {
         "capabilities": m.capabilities.as_dict(),
         "context_window": m.context_window,
@@ -50,6 +56,6 @@ async def model_capabilities(model_id: str, request: Request):
     return json_response(dumps(body))
 
 
-@router.get("/v1/models/{model_id:path}")
-async def retrieve_model(model_id: str, request: Request):
-    return json_response(dumps(model_object(request.app.state.engine.model(model_id))))
+@router.get("/v1/models/{model_id:path}", openapi_extra=_MODEL_ID)
+async def retrieve_model(request: Request):
+    return json_response(dumps(model_object(request.app.state.engine.model(request.path_params["model_id"]))))
