@@ -15,7 +15,9 @@ seeded by the model id: a text gets the same vector on every call and every serv
 run, different models give different vectors, and texts sharing words and
 spellings are closer than texts that do not.
 
-All work is vectorized over the whole batch with numpy; see docs/embeddings.md.
+Big batches are vectorized with numpy; small ones (the common single short input) take
+a scalar path with a word cache (``embed_fast``) that gives bit-identical vectors.
+See docs/embeddings.md.
 """
 
 from __future__ import annotations
@@ -189,12 +191,26 @@ def _stop_hashes() -> np.ndarray:
     return np.unique(_words(*_stream(_STOPWORDS.split()))[0])
 
 
+#: Batches up to this many characters take the scalar path (``embed_fast``): the same
+#: features without the fixed cost of ~50 small numpy calls.
+_SMALL_CHARS = 2048
+_SMALL_TEXTS = 64
+
+
 def features(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted features of a batch: (text index, feature hash, weight) per entry.
 
     Words and bigrams are weighted ``base * (1 + ln tf)`` once per distinct word of a
-    text; a word's character n-grams carry the word's weight times ``_W_CHAR``.
+    text; a word's character n-grams carry the word's weight times ``_W_CHAR``. Within
+    a text the entries always come in the same order (the hashing sums them in order).
     """
+    if len(texts) <= _SMALL_TEXTS and sum(map(len, texts)) <= _SMALL_CHARS:
+        return _fast.features(texts)
+    return features_vectorized(texts)
+
+
+def features_vectorized(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`features` vectorized over the whole batch (the reference implementation)."""
     if len(texts) >= 1 << 16:
         raise ValueError("at most 65535 texts per batch")
     codes, tid, cls = _stream(texts)
@@ -226,21 +242,46 @@ def blocks(dim: int) -> list[tuple[int, int]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Per (seed, blocks): what the hashing needs, as ``(blocks, 1)`` columns."""
+
+    seeds: tuple[np.uint64, ...]  # the hash salt of each group of four blocks
+    group: tuple[int, ...]  # per block, its group
+    shift: np.ndarray  # per block, where its 16 bits start
+    lo: np.ndarray
+    size: np.ndarray
+    plus: np.ndarray  # +sqrt(block size)
+    minus: np.ndarray  # -sqrt(block size)
+
+
+@lru_cache(maxsize=64)
+def _layout(spans: tuple[tuple[int, int], ...], seed: int) -> _Layout:
+    col = lambda xs, dt: np.array(xs, dtype=dt).reshape(-1, 1)
+    sq = [math.sqrt(hi - lo) for lo, hi in spans]
+    return _Layout(
+        seeds=tuple(_U64(seed ^ b) for b in range(0, len(spans), 4)),
+        group=tuple(b // 4 for b in range(len(spans))),
+        shift=col([16 * (b % 4) for b in range(len(spans))], _U64),
+        lo=col([lo for lo, _ in spans], np.int64), size=col([hi - lo for lo, hi in spans], np.int64),
+        plus=col(sq, np.float64), minus=col([-x for x in sq], np.float64))
+
+
 def _hash_into(rows: np.ndarray, keys: np.ndarray, weight: np.ndarray, n: int,
                spans: list[tuple[int, int]], seed: int, dim: int) -> np.ndarray:
     """Signed feature hashing into an ``(n, dim)`` float64 matrix: each feature adds
     ``±weight * sqrt(block size)`` at one position of every block (so every block has
     the same energy per dimension). A block takes 16 bits of the feature's hash: one
-    for the sign, 15 for the position."""
-    flat = np.empty((len(spans), keys.size), dtype=np.int64)
-    vals = np.empty((len(spans), keys.size))
-    base = rows * dim
-    for b, (lo, hi) in enumerate(spans):
-        if b % 4 == 0:
-            h = _mix(keys ^ _U64(seed) ^ _U64(b))
-        bits = ((h >> _U64(16 * (b % 4))) & _U64(0xFFFF)).astype(np.int64)
-        np.add(base, lo + (((bits >> 1) * (hi - lo)) >> 15), out=flat[b])
-        np.multiply(weight, np.where(bits & 1, -math.sqrt(hi - lo), math.sqrt(hi - lo)), out=vals[b])
+    for the sign, 15 for the position. (Entries are summed block by block, in input
+    order: the float rounding depends on that order.)"""
+    lay = _layout(tuple(spans), seed)
+    groups = [_mix(keys ^ s) for s in lay.seeds]
+    h = groups[0][None, :] if len(groups) == 1 else np.stack([groups[g] for g in lay.group])
+    bits = ((h >> lay.shift) & _U64(0xFFFF)).view(np.int64)
+    flat = (((bits >> 1) * lay.size) >> 15) + lay.lo
+    if n > 1:
+        flat += rows * dim
+    vals = np.where(bits & 1, lay.minus, lay.plus) * weight
     out = np.bincount(flat.ravel(), weights=vals.ravel(), minlength=n * dim)
     return out.astype(np.float64, copy=False).reshape(n, dim)  # (bincount of nothing is int)
 
@@ -255,6 +296,46 @@ def _spin(seed: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.concatenate([lo + np.argsort(r[lo:hi], kind="stable") for lo, hi in spans])
     spikes = np.array([lo + int(r[lo] % _U64(hi - lo)) for lo, hi in spans])
     return perm, spikes
+
+
+@dataclass(frozen=True, slots=True)
+class _Map:
+    """The fixed map of :func:`embed` for one (seed, dim, dimensions).
+
+    Each block's orthonormal real DFT is an ``rfft`` into its own slice of one complex
+    buffer, whose float64 view is then gathered (real parts, imaginary parts, already
+    in the model's permuted output order) and scaled: bin 0 and an even block's
+    Nyquist bin by ``1/sqrt(m)``, the others by ``sqrt(2/m)``.
+    """
+
+    spans: list[tuple[int, int]]
+    bins: list[tuple[int, int]]  # per block, its slice of the complex buffer
+    width: int  # complex bins in all
+    spikes: np.ndarray  # per block, the position of the model direction's spike
+    lift: np.ndarray  # per block, the spike's share: sqrt(block size / dim)
+    gather: np.ndarray  # output position -> float64 index into the buffer
+    scale: np.ndarray  # output position -> its DFT scale
+    perm: np.ndarray  # output position -> DFT output position (for big batches)
+
+
+@lru_cache(maxsize=64)
+def _map(seed: int, dim: int, dimensions: int) -> _Map:
+    spans = blocks(dim)
+    perm, spikes = _spin(seed, dim)
+    gather, scale, bins, at = np.empty(dim, np.int64), np.empty(dim), [], 0
+    for lo, hi in spans:
+        m = hi - lo
+        half = (m - 1) // 2  # bins with both a real and an imaginary part
+        j = np.arange(1, half + 1)
+        gather[lo], gather[lo + j], gather[hi - half - 1 + j] = 2 * at, 2 * (at + j), 2 * (at + j) + 1
+        scale[lo: hi], scale[lo] = math.sqrt(2.0 / m), 1.0 / math.sqrt(m)
+        if m % 2 == 0:
+            gather[lo + half + 1], scale[lo + half + 1] = 2 * (at + half + 1), 1.0 / math.sqrt(m)
+        bins.append((at, at + m // 2 + 1))
+        at += m // 2 + 1
+    lift = np.array([math.sqrt((hi - lo) / dim) for lo, hi in spans])
+    keep = perm[:dimensions]
+    return _Map(spans, bins, at, spikes, lift, gather[keep], scale[keep], keep)
 
 
 def _real_dft(x: np.ndarray, out: np.ndarray) -> None:
@@ -286,20 +367,21 @@ def embed(texts: list[str], dim: int, seed: int, dimensions: int | None = None) 
     Few large temporaries on purpose: fresh pages are what a big batch costs most.
     """
     rows, keys, weight = features(texts)
-    spans = blocks(dim)
-    hashed = _hash_into(rows, keys, weight, len(texts), spans, seed, dim)
-    perm, spikes = _spin(seed, dim)
+    fmap = _map(seed, dim, dimensions or dim)
+    hashed = _hash_into(rows, keys, weight, len(texts), fmap.spans, seed, dim)
     # The model direction, added on the input side as one spike per block (so that every
     # block keeps the same energy per dimension); the map spreads it over the block.
-    size = hashed.shape[0]
-    lift = _ANISOTROPY * _norms(hashed)
-    for (lo, hi), j in zip(spans, spikes):
-        hashed[np.arange(size), j] += lift * math.sqrt((hi - lo) / dim)
-    spun = np.empty(hashed.shape, dtype=np.float32)
-    for lo, hi in spans:
+    hashed[:, fmap.spikes] += (_ANISOTROPY * _norms(hashed))[:, None] * fmap.lift
+    if len(texts) <= _SMALL_TEXTS:  # few numpy calls
+        spectrum = np.empty((len(texts), fmap.width), dtype=np.complex128)
+        for (lo, hi), (a, b) in zip(fmap.spans, fmap.bins):
+            np.fft.rfft(hashed[:, lo:hi], axis=1, out=spectrum[:, a:b])
+        v = np.multiply(np.take(spectrum.view(np.float64), fmap.gather, axis=1), fmap.scale)
+        return _normalize(v.astype(np.float32, order="C"))  # (the norms' sums follow the layout)
+    spun = np.empty(hashed.shape, dtype=np.float32)  # less memory traffic than a gather
+    for lo, hi in fmap.spans:
         _real_dft(hashed[:, lo:hi], spun[:, lo:hi])
-    v = np.take(spun, perm[: dimensions or dim], axis=1)
-    return _normalize(v)
+    return _normalize(np.take(spun, fmap.perm, axis=1))
 
 
 # -- reranking ----------------------------------------------------------------------
@@ -364,3 +446,6 @@ def rank(tok: Tokenizer, model: ModelDef, query: str, passages: list[str], trunc
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
+
+
+from . import embed_fast as _fast  # (at the end: it builds on this module)

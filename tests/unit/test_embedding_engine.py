@@ -105,6 +105,80 @@ def test_large_batch_runs():
     np.testing.assert_allclose(np.linalg.norm(v[::97], axis=1), 1.0, atol=1e-5)
 
 
+
+# -- the scalar path for small batches ----------------------------------------------------
+
+def _varied_texts(n: int = 520) -> list[str]:
+    import random
+
+    rng = random.Random(1234)
+    alphabet = list("abcdefgh xyz  \t\n.,!?;:'\"()-_0123456789") + [
+        "é", "日", "本", "🚀", "\u00a0", "\u2003", "\u3000", "，", "。", "ß", "İ", "\x00", "\x7f",
+        "\u200b", "«", "×", "\u0085", "\uff01", "\u2e80"]
+    vocab = ["the", "cat", "of", "hello", "world", "x", "!!", "abc.def", "naïve", "Σίσυφος", "a" * 30,
+             "don't", "e-mail", "3.14", "...", "THE", "Cat"]
+    texts = ["r12x3f9a8b7c Say hello in one short sentence.", "", " ", "\t\n", "!!!", "the the the cat",
+             "a" * 200, "İstanbul ΣΑΣ", "x", "ab", "cat cat cat cat cat cat cat cat cat cat dog"]
+    while len(texts) < n:
+        size = rng.choice([1, 3, 10, 30, 80, 200])
+        if rng.random() < 0.5:
+            texts.append("".join(rng.choice(alphabet) for _ in range(size)))
+        else:
+            texts.append(" ".join(rng.choice(vocab) for _ in range(size // 3 + 1)))
+    return texts
+
+
+def _per_text(rows, keys, weights, n):
+    return [(keys[rows == i].tolist(), weights[rows == i].tolist()) for i in range(n)]
+
+
+def test_scalar_features_equal_the_vectorized_ones():
+    """Same hashes and weights, in the same order within each text (the sums depend on it)."""
+    from fakeai.engine import embed_fast
+
+    texts = _varied_texts()
+    for size in (1, 2, 3, 7, 16):
+        for i in range(0, len(texts), size):
+            batch = texts[i:i + size]
+            assert (_per_text(*embed_fast.features(batch), len(batch))
+                    == _per_text(*E.features_vectorized(batch), len(batch))), batch
+
+
+@pytest.mark.parametrize("dim,dimensions", [(1536, None), (3072, 256), (384, 100), (100, None),
+                                            (8192, None)])
+def test_small_batch_vectors_are_bit_identical_to_the_vectorized_path(monkeypatch, dim, dimensions):
+    texts = _varied_texts(200)
+    batches = [texts[i:i + size] for size in (1, 2, 5, 13) for i in range(0, len(texts), 4 * size)]
+    fast = [E.embed(b, dim, SEED, dimensions) for b in batches]
+    monkeypatch.setattr(E, "_SMALL_CHARS", -1)  # everything through the vectorized path
+    monkeypatch.setattr(E, "_SMALL_TEXTS", -1)
+    for b, v in zip(batches, fast):
+        np.testing.assert_array_equal(v, E.embed(b, dim, SEED, dimensions))
+
+
+def test_word_cache_overflow_is_harmless(monkeypatch):
+    from fakeai.engine import embed_fast
+
+    before = E.embed([CAT, MONEY], 1536, SEED)
+    embed_fast._cache.clear()
+    monkeypatch.setattr(embed_fast, "_CACHE_SIZE", 3)
+    np.testing.assert_array_equal(E.embed([CAT, MONEY], 1536, SEED), before)
+    assert len(embed_fast._cache) <= 3
+
+
+@pytest.mark.parametrize("dim,dimensions,digest", [
+    (1536, None, "508b234096feee04"), (3072, 256, "f8410fa466825375"), (4096, None, "a8a57a1d749b5e1f")])
+def test_vectors_are_pinned(dim, dimensions, digest):
+    """The determinism contract: these vectors must not change across releases."""
+    import hashlib
+
+    texts = ["r12x3f9a8b7c Say hello in one short sentence.", "the cat sat on the mat", "",
+             "日本語のテキスト 🚀!!", "a b a b a b"]
+    for batch in (texts, texts * 20):  # the scalar path and the vectorized one
+        v = E.embed(batch, dim, SEED, dimensions)[: len(texts)]
+        assert hashlib.sha256(v.tobytes()).hexdigest()[:16] == digest
+
+
 # -- rerank -----------------------------------------------------------------------------
 
 RERANKER = REGISTRY.get("nvidia/llama-3.2-nv-rerankqa-1b-v2")

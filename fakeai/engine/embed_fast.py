@@ -1,0 +1,182 @@
+"""Scalar feature extraction for small embedding batches (see ``embeddings.features``).
+
+The vectorized numpy pipeline in :mod:`fakeai.engine.embeddings` issues dozens of
+small numpy calls per batch; for one short text that fixed cost dominates. This
+module computes the *same* features (same hashes, same weights, and per text the
+same order, so the float sums in the hashing step round identically) with plain
+Python ints, which reproduce the wrapping uint64 arithmetic of ``_mix`` exactly when
+masked to 64 bits.
+
+The expensive part of a word, its hash and its framed character n-grams, depends
+only on the word and its two neighbouring characters, so it is kept in a bounded
+cache (cleared when full); term frequencies and weights are applied per text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from itertools import pairwise
+
+import numpy as np
+
+from . import embeddings as _E
+
+_MASK = (1 << 64) - 1
+_M1, _M2, _G = int(_E._M1), int(_E._M2), int(_E._GOLDEN)
+_G2 = (_G * _G) & _MASK
+_TAG_WORD, _TAG_BIGRAM, _TAG_CHAR = int(_E._TAG_WORD), int(_E._TAG_BIGRAM), int(_E._TAG_CHAR)
+#: what the n-gram hash adds before mixing, for n = 3, 4, 5
+_GRAM_ADD = tuple(((n * _M1) & _MASK) + _TAG_CHAR for n in (3, 4, 5))
+assert _E._NGRAMS == (3, 4, 5)
+
+
+def mix(x: int) -> int:
+    """``embeddings._mix`` (splitmix64 finalizer) on one int in ``[0, 2**64)``."""
+    x ^= x >> 30
+    x = (x * _M1) & _MASK
+    x ^= x >> 27
+    x = (x * _M2) & _MASK
+    return x ^ (x >> 31)
+
+
+# -- character classes, as regular expressions equal to ``embeddings._classes`` ----------
+
+def _char_class(ranges) -> str:
+    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+
+
+def _class_regexes() -> tuple[str, str]:
+    space = [(c, c) for c in range(128) if _E._ASCII_CLASS[c] == _E._SPACE] + list(_E._SPACE_RANGES)
+    spaces = {c for lo, hi in space for c in range(lo, hi + 1)}
+    punct_cps = [c for c in range(128) if _E._ASCII_CLASS[c] == _E._PUNCT]
+    punct_cps += sorted({c for lo, hi in _E._PUNCT_RANGES for c in range(lo, hi + 1)} - spaces)
+    punct, start = [], punct_cps[0]
+    for a, b in zip(punct_cps, punct_cps[1:] + [-1]):
+        if b != a + 1:
+            punct.append((start, a))
+            start = b
+    return _char_class(space), _char_class(punct)
+
+
+_SPACE_CLS, _PUNCT_CLS = _class_regexes()
+_SPACE_RUN = re.compile(f"[{_SPACE_CLS}]+")
+_IS_PUNCT = re.compile(f"[{_PUNCT_CLS}]")
+#: every word with its neighbouring characters: (before, word, after)
+_FRAMED_WORD = re.compile(f"(?<=(.))([^{_SPACE_CLS}{_PUNCT_CLS}]+|[{_PUNCT_CLS}]+)(?=(.))", re.DOTALL)
+
+
+# -- words ------------------------------------------------------------------------------
+
+def word_hash(word: str) -> int:
+    h = 0
+    for off, ch in enumerate(word):
+        h += mix((ord(ch) * _G + off * _M2 + _TAG_WORD) & _MASK)
+    return mix(h & _MASK)
+
+
+def _grams(framed: str) -> tuple[tuple[int, ...], ...]:
+    """Hashes of the 3-, 4- and 5-grams of a framed word, one tuple per n."""
+    c = [ord(ch) for ch in framed]
+    h3 = [(c[p] * _G2 + c[p + 1] * _G + c[p + 2]) & _MASK for p in range(len(c) - 2)]
+    h4 = [(h3[p] * _G + c[p + 3]) & _MASK for p in range(len(c) - 3)]
+    h5 = [(h4[p] * _G + c[p + 4]) & _MASK for p in range(len(c) - 4)]
+    return tuple(tuple(mix((h + add) & _MASK) for h in hs) for hs, add in zip((h3, h4, h5), _GRAM_ADD))
+
+
+_STOP_HASHES = frozenset(word_hash(w) for w in _E._STOPWORDS.split())
+
+_CACHE_SIZE = 1 << 16
+#: framed word -> (word hash, stopword factor, n-gram hashes per n)
+_cache: dict[str, tuple[int, float, tuple[tuple[int, ...], ...]]] = {}
+
+
+def _entry(before: str, word: str, after: str):
+    framed = before + word + after
+    e = _cache.get(framed)
+    if e is None:
+        h = word_hash(word)
+        stop = _E._W_STOP if (_IS_PUNCT.match(word) or h in _STOP_HASHES) else 1.0
+        e = (h, stop, _grams(framed))
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        _cache[framed] = e
+    return e
+
+
+# -- texts ------------------------------------------------------------------------------
+
+#: ``1 + ln(tf)`` as numpy computes it (numpy's log may differ from libm's by an ulp)
+_LOG_N = 4096
+_ONE_PLUS_LOG = [math.nan] + (1.0 + np.log(np.arange(1, _LOG_N + 1, dtype=np.int64))).tolist()
+_BIGRAM_W = {}  # (stop, stop) -> bigram base weight
+for _a in (1.0, _E._W_STOP):
+    for _b in (1.0, _E._W_STOP):
+        _BIGRAM_W[_a, _b] = _E._W_BIGRAM * float(np.sqrt(np.array([_a * _b]))[0])
+
+
+def _one_plus_log(count: int) -> float:
+    if count <= _LOG_N:
+        return _ONE_PLUS_LOG[count]
+    return float((1.0 + np.log(np.array([count], dtype=np.int64)))[0])
+
+
+def text_features(text: str, keys: list[int], weights: list[float]) -> None:
+    """Append one text's features to ``keys``/``weights`` in the order
+    ``embeddings.features`` gives them: first occurrences of words, of bigrams, then
+    the 3-grams, 4-grams and 5-grams of the distinct words."""
+    s = _SPACE_RUN.sub(" ", " " + text.lower() + " ")
+    if not s.isascii():
+        s.encode("utf-32-le")  # lone surrogates fail here as they do in the numpy path
+    ents = [_entry(b, w, a) for b, w, a in _FRAMED_WORD.findall(s)]
+    if not ents:
+        return
+    hs = [e[0] for e in ents]
+    bigrams = [mix((h1 * _G + h2 + _TAG_BIGRAM) & _MASK) for h1, h2 in pairwise(hs)]
+    # term frequency over the top 48 bits of the hash, words before bigrams
+    counts: dict[int, int] = {}
+    firsts = []
+    for i, h in enumerate(hs + bigrams):
+        k = h >> 16
+        c = counts.get(k)
+        if c is None:
+            counts[k] = 1
+            firsts.append(i)
+        else:
+            counts[k] = c + 1
+    nw = len(hs)
+    words, char_w = [], []
+    for i in firsts:
+        if i < nw:
+            e = ents[i]
+            w = e[1] * _one_plus_log(counts[e[0] >> 16])
+            keys.append(e[0])
+            weights.append(w)
+            words.append(e[2])
+            char_w.append(w * _E._W_CHAR)
+        else:
+            h = bigrams[i - nw]
+            keys.append(h)
+            weights.append(_BIGRAM_W[ents[i - nw][1], ents[i - nw + 1][1]] * _one_plus_log(counts[h >> 16]))
+    for n in range(3):
+        for g, w in zip(words, char_w):
+            keys.extend(g[n])
+            weights.extend([w] * len(g[n]))
+
+
+def features(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``embeddings.features`` for a small batch: same (text index, hash, weight)
+    entries, in the same order within each text."""
+    keys: list[int] = []
+    weights: list[float] = []
+    if len(texts) == 1:
+        text_features(texts[0], keys, weights)
+        rows = np.zeros(len(keys), dtype=np.int64)
+    else:
+        sizes = []
+        for t in texts:
+            before = len(keys)
+            text_features(t, keys, weights)
+            sizes.append(len(keys) - before)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), sizes)
+    return rows, np.array(keys, dtype=np.uint64), np.array(weights, dtype=np.float64)
