@@ -24,10 +24,9 @@ from ..engine.core import Engine, Generation
 from ..engine.logprobs import token_entry
 from ..engine.multimodal import audio_tokens as input_audio_tokens
 from ..engine.output import Choice
+from ..lazy import lazy_import
 from ..registry import ModelDef
 from ..schemas.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
-from ..lazy import lazy_import
-
 from . import common
 from .body import parse, read_json, request_body
 from .common import dumps

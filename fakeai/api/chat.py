@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from ..engine.core import Engine, Generation, GenParams
 from ..engine.output import Choice
 from ..engine.prompt import last_user_text
+from ..lazy import lazy_import
 from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
-from ..lazy import lazy_import
 from . import chat_stream, common
 from .body import parse, read_json, request_body
 from .chat_options import audio_output, check_model_params, output_spec

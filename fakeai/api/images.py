@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from ..engine.core import Engine
 from ..engine.errors import ModelNotFound
+from ..lazy import lazy_import
 from ..registry import ModelDef
 from ..schemas.images import (
     BOOL_FIELDS,
@@ -28,8 +29,6 @@ from ..schemas.images import (
     ImageGenerationRequest,
     ImageVariationRequest,
 )
-from ..lazy import lazy_import
-
 from ..services.image_store import ImageStore
 from . import common
 from .body import parse, read_json, request_body

@@ -22,10 +22,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..lazy import lazy_import
-
 from ..engine.core import Engine
 from ..engine.errors import EngineError
+from ..lazy import lazy_import
 from ..registry import ModelDef
 from ..schemas.rerank import RankingRequest, RerankRequest, TEIRerankRequest, TextItem
 from . import common
