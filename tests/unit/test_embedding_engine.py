@@ -166,6 +166,40 @@ def test_word_cache_overflow_is_harmless(monkeypatch):
     assert len(embed_fast._cache) <= 3
 
 
+def test_numpy_word_hashes_equal_the_scalar_ones():
+    """New words of 11..40 framed characters are hashed in one numpy pass."""
+    import random
+
+    from fakeai.engine import embed_fast
+
+    rng = random.Random(7)
+    chars = "abcxyz0189_.!é日🚀\x00İ"
+    for n in range(3, embed_fast._NUMPY_WORD_MAX + 1):
+        framed = " " + "".join(rng.choice(chars) for _ in range(n - 2)) + rng.choice(" .")
+        assert embed_fast._word_numpy(framed) == (embed_fast.word_hash(framed[1:-1]),
+                                                  embed_fast._grams(framed)), framed
+
+
+def test_long_new_words_are_bit_identical_to_the_vectorized_path(monkeypatch):
+    import random
+
+    rng = random.Random(11)
+    texts = [f"r{i}x{rng.getrandbits(32):08x} Say hello, {'w' * (i % 45)}{i}! 日本{i}語テキスト"
+             for i in range(60)]
+    fast = [E.embed([t], 1536, SEED) for t in texts]
+    monkeypatch.setattr(E, "_SMALL_CHARS", -1)
+    for t, v in zip(texts, fast):
+        np.testing.assert_array_equal(v, E.embed([t], 1536, SEED))
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 7, 64, 100, 192, 193, 512, 768])
+def test_rfft_kernel_equals_numpy(m):
+    x = np.random.default_rng(m).standard_normal((3, m + 5))[:, 2: 2 + m]  # a strided view
+    out = np.empty((3, m // 2 + 1), np.complex128)
+    E._rfft(x, out)
+    np.testing.assert_array_equal(out, np.fft.rfft(x, axis=1))
+
+
 @pytest.mark.parametrize("dim,dimensions,digest", [
     (1536, None, "508b234096feee04"), (3072, 256, "f8410fa466825375"), (4096, None, "a8a57a1d749b5e1f")])
 def test_vectors_are_pinned(dim, dimensions, digest):
