@@ -77,6 +77,8 @@ def _fast_routes() -> dict:
         ("POST", "/v1/chat/completions"): chat.create_chat_completion,
         ("POST", "/v1/completions"): completions.create_completion,
         ("GET", "/v1/models"): models.list_models,
+        ("POST", "/v1/embeddings"): embeddings.create_embedding,
+        ("POST", "/v1/moderations"): moderations.create_moderation,
     }
 
 
