@@ -1,4 +1,5 @@
-"""The hot path: the generating routes served without the framework's per-request layers.
+"""The hot path: the busiest routes (chat, completions, models, embeddings, moderations)
+served without the framework's per-request layers.
 
 FastAPI still registers these routes (for /docs, /openapi.json and as a
 fallback), but ``FastPath`` answers them first: one dict lookup on
