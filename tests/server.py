@@ -72,13 +72,19 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
             time.sleep(0.05)
         yield server
     finally:
+        stop(proc)
+        os.unlink(log.name)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not exit within 10 s."""
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        os.unlink(log.name)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:

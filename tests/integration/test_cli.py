@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -17,18 +16,7 @@ from fakeai.registry import ModelRegistry
 
 FIELDS = list(Settings.model_fields)
 
-ACME_CATALOG = textwrap.dedent("""\
-    [[models]]
-    id = "acme/test-1"
-    provider = "meta"
-    owned_by = "acme"
-    created = 2024-06-01
-    context_window = 4096
-    max_output_tokens = 64
-    tokenizer = "llama3"
-    tokenizer_exact = false
-    capabilities = ["chat", "completions"]
-    """)
+from tests.data import ACME_CATALOG
 
 
 def fakeai(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -29,23 +29,13 @@ import openai
 import pytest
 
 from fakeai.config import Settings
-from tests.server import free_port, run_server, wait_for
+from tests.data import ACME_CATALOG
+from tests.server import free_port, run_server, stop, wait_for
 
 MODEL = "gpt-4o-mini"
 MSGS = [{"role": "user", "content": "Tell me about the weather."}]
 
-ACME_TOML = textwrap.dedent("""\
-    [[models]]
-    id = "acme/test-1"
-    provider = "meta"
-    owned_by = "acme"
-    created = 2024-06-01
-    context_window = 4096
-    max_output_tokens = 64
-    tokenizer = "llama3"
-    tokenizer_exact = false
-    capabilities = ["chat", "completions"]
-    """)
+ACME_TOML = ACME_CATALOG
 
 BETA_YAML = textwrap.dedent("""\
     models:
@@ -532,13 +522,7 @@ def launch(*args: str, env: dict[str, str], base_url: str):
             raise AssertionError(f"server not ready at {base_url}:\n{proc.communicate()[0].decode()}")
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def test_host_port_log_level_and_access_log_from_env():

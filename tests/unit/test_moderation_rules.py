@@ -12,8 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fakeai.registry import ModelRegistry
-from fakeai.services.moderation import (CATEGORIES, IMAGE_CATEGORIES, PARENTS, _bounded, compile_phrase,
-                                        image_text, load_catalogue, moderate, normalize, parse_catalogue)
+from fakeai.services.moderation import (
+    CATEGORIES,
+    IMAGE_CATEGORIES,
+    PARENTS,
+    _bounded,
+    compile_phrase,
+    image_text,
+    load_catalogue,
+    moderate,
+    normalize,
+    parse_catalogue,
+)
 
 REGISTRY = ModelRegistry.load()
 OMNI = REGISTRY.resolve("omni-moderation-latest")
