@@ -60,7 +60,8 @@ def tool_call_choice(gen: TextGenerator, fns: list[tools.Function], rng: random.
     if cut:  # the budget ran out inside the calls: keep what was generated
         end = offset + budget
         if calls[0].header_step >= end:  # inside the first name: the header is all there is
-            calls[0].header_step = calls[0].args_start = calls[0].args_end = end - 1
+            calls[0].header_step = end - 1
+            calls[0].args_start = calls[0].args_end = end  # no argument token was generated
         calls = [c for c in calls if c.header_step < end]
         last = calls[-1]
         kept = offset + budget - last.args_start

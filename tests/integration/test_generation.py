@@ -223,6 +223,8 @@ def test_tool_call_cut_inside_the_function_name_is_not_a_server_error(http):
     data = chat(http, messages=WEATHER_Q, tools=[WEATHER], tool_choice="required", max_tokens=1, seed=0)
     assert data["choices"][0]["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 1
+    # no argument token was generated: the call carries its name and empty arguments
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in calls_of(data)] == [("get_weather", "")]
 
 
 def test_tool_call_cut_by_max_tokens_reports_length(http):
