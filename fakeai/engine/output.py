@@ -65,10 +65,3 @@ class Choice:
     @property
     def reasoning_text(self) -> str:
         return "".join(self.texts[: self.reasoning])
-
-    def call_at(self, step: int) -> tuple[int, ToolCall] | None:
-        """The call a tool-call step belongs to, with its index."""
-        for k, call in enumerate(self.tool_calls):
-            if step <= call.args_end - 1 or k == len(self.tool_calls) - 1:
-                return k, call
-        return None
