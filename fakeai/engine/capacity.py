@@ -11,12 +11,11 @@ from collections import deque
 
 
 class Capacity:
-    __slots__ = ("max_running", "running", "_waiters", "admitted")
+    __slots__ = ("max_running", "running", "_waiters")
 
     def __init__(self, max_running: int) -> None:
         self.max_running = max_running
         self.running = 0
-        self.admitted = 0
         self._waiters: deque[asyncio.Future] = deque()
 
     @property
@@ -27,7 +26,6 @@ class Capacity:
         """Take a slot; returns True if the request had to wait in the queue."""
         if self.running < self.max_running and not self._waiters:
             self.running += 1
-            self.admitted += 1
             return False
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
@@ -39,7 +37,6 @@ class Capacity:
             else:
                 self._remove(fut)
             raise
-        self.admitted += 1
         return True
 
     def _remove(self, fut: asyncio.Future) -> None:

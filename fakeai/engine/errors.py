@@ -30,11 +30,6 @@ class ModelNotFound(EngineError):
         self.model_id = model_id
 
 
-class ModelCapabilityError(EngineError):
-    code = "model_not_supported"
-    param = "model"
-
-
 class ContextLengthExceeded(EngineError):
     code = "context_length_exceeded"
     param = "messages"
