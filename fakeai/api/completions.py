@@ -96,12 +96,12 @@ def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest,
         prompt_texts.extend([text] * req.n)
         ttft, itl = max(ttft, g.timing.ttft), max(itl, g.timing.itl)
     gen = Generation(model, prompt_tokens, choices, Timing(ttft, itl), arrival=arrival)
-    gen.extra["billed_extra"] = completion_extra
+    gen.unreturned_tokens = completion_extra
     return gen, prompt_texts
 
 
 def _usage(gen: Generation) -> dict:
-    u = common.usage(gen, gen.completion_tokens + gen.extra.get("billed_extra", 0))
+    u = common.usage(gen, gen.completion_tokens + gen.unreturned_tokens)
     del u["prompt_tokens_details"], u["completion_tokens_details"]
     return u
 

@@ -12,7 +12,7 @@ import hashlib
 import random
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..registry import ModelDef, ModelRegistry
@@ -59,7 +59,7 @@ class Generation:
     timing: Timing
     cached_tokens: int = 0
     arrival: float | None = None  # loop time the request arrived; TTFT counts from it
-    extra: dict[str, Any] = field(default_factory=dict)
+    unreturned_tokens: int = 0  # generated but not returned (best_of losers): billed all the same
 
     @property
     def completion_tokens(self) -> int:
