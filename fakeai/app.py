@@ -20,6 +20,8 @@ from .config import Settings
 from .engine.core import Engine
 from .engine.text import get_text_generator
 from .registry import ModelRegistry
+from .services.jobs import Jobs
+from .store import open_store
 
 log = logging.getLogger("fakeai")
 
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     registry = ModelRegistry.load(extra_paths=settings.models_file)
     engine = Engine(settings, registry)
+    store = open_store(settings)
+    jobs = Jobs(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -51,7 +55,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # vocabularies load on first use (~0.1-0.25 s once); none is ever approximated.
         warm = asyncio.get_running_loop().run_in_executor(None, _warm, ["o200k_base"])
         app.state.warm = warm
-        yield
+        await store.open()
+        jobs.begin()
+        try:
+            yield
+        finally:
+            await jobs.stop()
+            await store.close()
 
     app = FastAPI(
         title="fakeai",
@@ -61,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.store = store
+    app.state.jobs = jobs
     app.state.version = __version__
     errors.install(app)
     for module in _ROUTERS:

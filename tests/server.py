@@ -50,6 +50,10 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FAKEAI_")}
     full_env.update(env or {})
+    data_dir = None
+    if "--data-dir" not in args and "FAKEAI_DATA_DIR" not in full_env:
+        data_dir = tempfile.TemporaryDirectory(prefix="fakeai-data-")  # never the user's own
+        args = ("--data-dir", data_dir.name, *args)
     cmd = [sys.executable, "-m", "fakeai", "server", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", *args]
     log = tempfile.NamedTemporaryFile(prefix="fakeai-test-", suffix=".log", delete=False)
@@ -74,6 +78,8 @@ def run_server(*args: str, env: dict[str, str] | None = None, ready_timeout: flo
     finally:
         stop(proc)
         os.unlink(log.name)
+        if data_dir is not None:
+            data_dir.cleanup()
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ..engine.errors import EngineError
+from ..store.base import StoreError
 
 log = logging.getLogger("fakeai")
 
@@ -103,6 +104,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, exc: EngineError) -> Response:
         return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> Response:
+        log.error("store unavailable: %s", exc)
+        return error_response(503, "The server's storage is temporarily unavailable; please retry.",
+                              type="server_error", code="service_unavailable", headers={"retry-after": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

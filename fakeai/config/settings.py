@@ -78,6 +78,20 @@ class Settings(BaseModel):
         3600, ge=1, description="Seconds a generated image's URL (/images/{id}.{ext}) stays valid; then 404."
     )
 
+    # -- storage ------------------------------------------------------------------
+    data_dir: str = Field(
+        "~/.local/share/fakeai",
+        description="Directory of the embedded store (SQLite database and uploaded file contents).",
+    )
+    store: Literal["sqlite", "memory", "redis"] = Field(
+        "sqlite",
+        description="Where created resources live: sqlite (embedded, durable, in data_dir), memory "
+        "(lost on exit), or redis (shared by replicas; see redis_url).",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis server of the redis store (and shared rate limits)."
+    )
+
     # -- output length ----------------------------------------------------------
     output_length: OutputLength = Field(
         "normal",

@@ -42,6 +42,9 @@ NON_DEFAULT: dict[str, typing.Any] = {
     "default_max_tokens": 99,
     "reasoning_tokens": 32,
     "image_ttl_s": 60,
+    "data_dir": "/srv/fakeai",
+    "store": "redis",
+    "redis_url": "redis://10.0.0.5:6380/2",
 }
 
 
