@@ -22,6 +22,7 @@ from .engine.text import get_text_generator
 from .registry import ModelRegistry
 from .services.jobs import Jobs
 from .store import open_store
+from .telemetry.usage import UsageRecorder
 
 log = logging.getLogger("fakeai")
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.store = store
     app.state.jobs = jobs
+    app.state.usage = UsageRecorder()
     app.state.version = __version__
     errors.install(app)
     for module in _ROUTERS:
