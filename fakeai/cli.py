@@ -65,10 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--config", metavar="FILE", help="config file (TOML or YAML)")
     cfg.add_argument("--json", action="store_true", help="print JSON")
     _add_settings_flags(cfg)
+
+    from .tools import cli_bench
+
+    cli_bench.add_parser(sub)
     return parser
 
 
-_NOT_SETTINGS = {"command", "config", "json"}
+_NOT_SETTINGS = {"command", "config", "json", "handler"}
 
 
 def _load(ns: argparse.Namespace):
@@ -152,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        handler = getattr(ns, "handler", None)
+        if handler is not None:
+            return handler(ns)
         return {"server": cmd_server, "models": cmd_models, "config": cmd_config}[ns.command](ns)
     except ConfigError as e:
         print(f"fakeai: {e}", file=sys.stderr)
