@@ -423,7 +423,7 @@ def test_unknown_route_is_404_envelope(http, method, path):
     assert path in err["message"]
 
 
-@pytest.mark.parametrize("method,path", [("GET", CHAT), ("PUT", CHAT), ("DELETE", COMPLETIONS),
+@pytest.mark.parametrize("method,path", [("PATCH", CHAT), ("PUT", CHAT), ("DELETE", COMPLETIONS),
                                          ("GET", COMPLETIONS)])
 def test_wrong_method_is_405_envelope(http, method, path):
     r = http.request(method, path)
@@ -434,7 +434,7 @@ def test_wrong_method_is_405_envelope(http, method, path):
 
 def test_wrong_method_via_sdk_is_api_status_error(client):
     with pytest.raises(openai.APIStatusError) as ei:
-        client.get("/chat/completions", cast_to=object)
+        client.get("/completions", cast_to=object)
     assert type(ei.value) is openai.APIStatusError and ei.value.status_code == 405
     expect_error(ei.value.response, 405)
 
@@ -531,6 +531,7 @@ FUZZ = {
     "include_stop_str_in_output": [{}],
     "chat_template_kwargs": ["x"],
     "nvext": [5],
+    "kv_transfer_params": ["remote", [1]],
 }
 # `moderation` is typed Any (accepted as given), so no value of it is wrong.
 _UNTYPED = {"moderation"}
@@ -595,7 +596,7 @@ def test_every_error_carries_a_unique_request_id(http, limited):
         http.post(CHAT, json={"model": MODEL}),
         http.post(CHAT, json=chat_body(model="gpt-nope")),
         http.post(CHAT, json=chat_body(max_tokens=10**6)),
-        http.get(CHAT),
+        http.put(CHAT),
         http.post("/v1/does-not-exist"),
         http.post(COMPLETIONS, json={"model": INSTRUCT, "prompt": "x", "best_of": 1, "n": 2}),
         httpx.post(limited.base_url + CHAT, content=_padded_chat_body(LIMIT + 10)),
