@@ -6,7 +6,8 @@ state through the store, so it can be stopped at any point and resumed: on
 startup (and then every ``rescan_s``) the runner finds unfinished jobs and runs
 them. A lease per job makes sure only one process, of however many share the
 store, runs a given job; a process that dies stops renewing its leases, and
-another takes its jobs over once they lapse.
+another takes its jobs over once they lapse, or at once when the holder was a
+process on this same host that no longer exists (a restart after a crash).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class _Kind:
 class Jobs:
     def __init__(self, store: Store, lease_s: float = 10.0, rescan_s: float = 5.0) -> None:
         self.store = store
-        self.owner = f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.host = os.uname().nodename
+        self.owner = f"{self.host}:{os.getpid()}:{os.urandom(3).hex()}"
         self.lease_s = lease_s
         self.rescan_s = rescan_s
         self._kinds: dict[str, _Kind] = {}
@@ -61,7 +63,12 @@ class Jobs:
         name = f"job:{kind}:{id}"
         store = self.store
         if not await store.claim(name, self.owner, self.lease_s):
-            return
+            holder = await store.lease_holder(name)
+            if holder is None or not self._dead_here(holder):
+                return
+            if not await store.claim(name, self.owner, self.lease_s, takeover=holder):
+                return
+            log.info("took %s %s over from %s, which is no longer running", kind, id, holder)
         work = asyncio.ensure_future(self._kinds[kind].run(id))
         try:
             while not work.done():
@@ -80,6 +87,20 @@ class Jobs:
                 await store.release(name, self.owner)
             except StoreError:
                 pass
+
+    def _dead_here(self, holder: str) -> bool:
+        """Whether ``holder`` was a process of this host that has exited."""
+        host, _, rest = holder.partition(":")
+        pid = rest.partition(":")[0]
+        if host != self.host or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     async def resume(self) -> None:
         """Start every unfinished job of every registered kind."""

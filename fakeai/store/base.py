@@ -144,9 +144,14 @@ class Store(ABC):
 
     # -- leases ---------------------------------------------------------------------
     @abstractmethod
-    async def claim(self, name: str, owner: str, ttl_s: float) -> bool:
-        """Take or renew the lease ``name`` for ``owner`` if it is free, expired or already
-        ``owner``'s. True when ``owner`` holds it for ``ttl_s`` more seconds."""
+    async def claim(self, name: str, owner: str, ttl_s: float, takeover: str | None = None) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` if it is free, expired, already
+        ``owner``'s, or held by ``takeover`` (a holder known to be dead). True when
+        ``owner`` holds it for ``ttl_s`` more seconds."""
+
+    @abstractmethod
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` now (None if it is free or expired)."""
 
     @abstractmethod
     async def release(self, name: str, owner: str) -> None: ...

@@ -51,7 +51,7 @@ return 1
 
 _CLAIM = """
 local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return 0 end
+if cur and cur ~= ARGV[1] and cur ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
@@ -250,9 +250,14 @@ class RedisStore(Store):
         return out
 
     # -- leases -----------------------------------------------------------------------
-    async def claim(self, name: str, owner: str, ttl_s: float) -> bool:
-        got = await self._call(self._claim(keys=[f"{P}l:{name}"], args=[owner, int(ttl_s * 1000)]))
+    async def claim(self, name: str, owner: str, ttl_s: float, takeover: str | None = None) -> bool:
+        got = await self._call(self._claim(keys=[f"{P}l:{name}"],
+                                           args=[owner, int(ttl_s * 1000), takeover or owner]))
         return bool(got)
+
+    async def lease_holder(self, name: str) -> str | None:
+        raw = await self._call(self._r.get(f"{P}l:{name}"))
+        return raw.decode() if raw is not None else None
 
     async def release(self, name: str, owner: str) -> None:
         await self._call(self._release(keys=[f"{P}l:{name}"], args=[owner]))

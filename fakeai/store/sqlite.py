@@ -256,17 +256,22 @@ class SQLiteStore(Store):
         return list(out.values())
 
     # -- leases -----------------------------------------------------------------------
-    async def claim(self, name: str, owner: str, ttl_s: float) -> bool:
+    async def claim(self, name: str, owner: str, ttl_s: float, takeover: str | None = None) -> bool:
         def tx(db: sqlite3.Connection) -> bool:
             now = time.time()
             row = db.execute("SELECT owner, until FROM leases WHERE name = ?", (name,)).fetchone()
-            if row is not None and row[0] != owner and row[1] > now:
+            if row is not None and row[0] not in (owner, takeover) and row[1] > now:
                 return False
             db.execute("INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name) "
                        "DO UPDATE SET owner = excluded.owner, until = excluded.until", (name, owner, now + ttl_s))
             return True
 
         return await self._run(self._tx, tx)
+
+    async def lease_holder(self, name: str) -> str | None:
+        row = await self._run(lambda: self._db.execute(
+            "SELECT owner FROM leases WHERE name = ? AND until > ?", (name, time.time())).fetchone())
+        return row[0] if row else None
 
     async def release(self, name: str, owner: str) -> None:
         await self._run(self._tx, lambda db: db.execute(

@@ -194,3 +194,18 @@ def test_data_survives_reopening(make_store):
         await s.close()
 
     run(go())
+
+
+def test_a_lease_can_be_taken_over_from_a_named_dead_holder(make_store):
+    async def go():
+        s = await make_store()
+        assert await s.claim("job:2", "host:1:aa", 30)
+        assert await s.lease_holder("job:2") == "host:1:aa"
+        assert not await s.claim("job:2", "host:2:bb", 30, takeover="host:9:zz")  # not the holder
+        assert await s.claim("job:2", "host:2:bb", 30, takeover="host:1:aa")
+        assert await s.lease_holder("job:2") == "host:2:bb"
+        await s.release("job:2", "host:2:bb")
+        assert await s.lease_holder("job:2") is None
+        await s.close()
+
+    run(go())
