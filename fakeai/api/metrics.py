@@ -1,0 +1,57 @@
+"""Metrics routes: Prometheus text (vLLM, Dynamo, DCGM), their JSON views, and the KV cache summary.
+
+Everything is rendered at request time by ``app.state.telemetry`` from the
+live cluster; nothing here computes a value.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..telemetry.port import CONTENT_TYPE
+from .common import dumps, json_response
+
+router = APIRouter(tags=["metrics"])
+_TEXT = CONTENT_TYPE.decode()
+
+
+def _text(body: bytes) -> Response:
+    return Response(body, media_type=_TEXT)
+
+
+@router.get("/metrics")
+async def metrics(request: Request):
+    """Every series in Prometheus text format: vLLM's, Dynamo's and DCGM's."""
+    return _text(await request.app.state.telemetry.prometheus_text())
+
+
+@router.get("/metrics/prometheus")
+async def metrics_prometheus(request: Request):
+    """Alias of ``/metrics`` (fakeai 0.3.2's path)."""
+    return _text(await request.app.state.telemetry.prometheus_text())
+
+
+@router.get("/dynamo/metrics")
+async def dynamo_metrics(request: Request):
+    return _text(await request.app.state.telemetry.dynamo_text())
+
+
+@router.get("/dynamo/metrics/json")
+async def dynamo_metrics_json(request: Request):
+    return json_response(dumps(request.app.state.telemetry.dynamo_json()))
+
+
+@router.get("/dcgm/metrics")
+async def dcgm_metrics(request: Request):
+    return _text(request.app.state.telemetry.dcgm_text())
+
+
+@router.get("/dcgm/metrics/json")
+async def dcgm_metrics_json(request: Request):
+    return json_response(dumps(request.app.state.telemetry.dcgm_json()))
+
+
+@router.get("/kv-cache/metrics")
+async def kv_cache_metrics(request: Request):
+    return json_response(dumps(request.app.state.telemetry.kv_cache_json()))
