@@ -1,0 +1,1 @@
+"""The simulated GPU cluster: workers, batching, KV cache, routing (docs/cluster.md)."""
