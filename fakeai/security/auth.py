@@ -1,0 +1,152 @@
+"""``Guard``: the pure-ASGI middleware that protects every route by default.
+
+Per request, in order (each step only when its feature is on):
+
+1. ``/admin/*`` needs the admin key (and then skips bans and limits); with no admin key
+   set, /admin is open while authentication is off and closed (403) while it is on.
+2. A banned IP gets 403 with ``Retry-After``.
+3. With authentication on, every route except the small public allow-list needs a key
+   in ``Authorization: Bearer``, ``x-api-key`` (Anthropic clients) or ``api-key`` (Azure
+   clients); a missing or wrong one gets OpenAI's 401 ``invalid_api_key``, a key whose
+   scope does not cover the endpoint (or a read-only key writing) a 401 naming the
+   missing scope. WebSocket handshakes are refused before ``accept`` the same way.
+4. A ``Pass`` for the route's ``admit``/``settle`` calls (model scopes, injection
+   detection, rate limits); its headers go in ``scope["state"]["response_headers"]``,
+   which ``RequestMeta`` adds to the response.
+
+The public allow-list: ``/images/*`` (unguessable capability URLs, like OpenAI's
+signed image URLs), ``/health*`` unless ``--no-public-health``, and metrics routes with
+``--public-metrics``. Any route added later is protected without anyone remembering to.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from ..api.errors import error_body
+from .hooks import Pass
+from .keys import mask
+
+_KEY_URL = "https://platform.openai.com/account/api-keys"
+_MISSING = ("You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+            f"username) if you're accessing the API from your browser and are prompted for a username and "
+            f"password. You can obtain an API key from {_KEY_URL}.")
+_JSON = (b"content-type", b"application/json")
+
+
+def credential(headers) -> str | None:
+    """The key a request presents: Authorization Bearer, else x-api-key, else api-key."""
+    found = None
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name in (b"x-api-key", b"api-key") and found is None:
+            found = value.decode("latin-1").strip() or None
+    return found
+
+
+def client_ip(scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def is_metrics(path: str) -> bool:
+    return not path.startswith(("/v1/", "/admin")) and "metrics" in path.split("/")
+
+
+class Guard:
+    def __init__(self, app, security) -> None:
+        self.app = app
+        self.sec = security
+
+    async def __call__(self, scope, receive, send):
+        sec = self.sec
+        kind = scope["type"]
+        if kind == "lifespan" or not sec.active:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        ip = client_ip(scope)
+        if path == "/admin" or path.startswith("/admin/"):
+            denied = await self._admin(scope["headers"], ip)
+            if denied:
+                return await _refuse(scope, receive, send, *denied)
+            return await self.app(scope, receive, send)
+        abuse = sec.abuse
+        if abuse is not None:
+            left = abuse.banned(ip)
+            if left:
+                wait = str(max(1, round(left)))
+                msg = (f"Too many failed or abusive requests from your IP address: it is blocked for {wait} "
+                       "more seconds.")
+                return await _refuse(scope, receive, send, 403, msg, "ip_banned", [(b"retry-after", wait.encode())])
+        record = None
+        method = scope.get("method", "GET")
+        if sec.auth_on and not self._public(path, method):
+            key = credential(scope["headers"])
+            if key:
+                record = sec.keys.lookup(key)
+                if record is False:  # not verified in this process yet
+                    record = await sec.keys.verify(key)
+            if record is None:
+                if abuse is not None:
+                    abuse.record(ip, "auth")
+                msg = _MISSING if not key else (f"Incorrect API key provided: {mask(key)}. You can find your "
+                                                f"API key at {_KEY_URL}.")
+                return await _refuse(scope, receive, send, 401, msg, "invalid_api_key")
+            missing = record.scope.missing_for(method, path)
+            if missing:
+                return await _refuse(scope, receive, send, 401,
+                                     "You have insufficient permissions for this operation. Missing scopes: "
+                                     f"{missing}. Check that you are using an API key with the necessary "
+                                     "scopes.", "insufficient_permissions")
+            scope.setdefault("state", {})["api_key_id"] = record.id  # usage is accounted to it
+        if kind == "http" and (sec.per_request or (record is not None and record.scope.models is not None)):
+            state = scope["state"]  # set by RequestMeta
+            state["security"] = Pass(sec, record, ip, state.setdefault("response_headers", []))
+        await self.app(scope, receive, send)
+
+    def _public(self, path: str, method: str) -> bool:
+        sec = self.sec
+        if path.startswith("/images/"):
+            return method in ("GET", "HEAD")
+        if path == "/health" or path.startswith("/health/"):
+            return sec.public_health
+        return sec.public_metrics and is_metrics(path)
+
+    async def _admin(self, headers, ip: str) -> tuple | None:
+        sec = self.sec
+        if sec.admin is not None:
+            key = credential(headers)
+            if key and await sec.admin.verify(key) is not None:
+                return None
+            if sec.abuse is not None:
+                sec.abuse.record(ip, "auth")
+            return (401, "Incorrect admin key provided." if key else
+                    "The admin API needs the admin key: Authorization: Bearer ADMIN_KEY.", "invalid_api_key")
+        if sec.auth_on:
+            return (403, ("The admin API is disabled: authentication is on and no admin key is set "
+                          "(start the server with --admin-key)."), "admin_disabled")
+        return None
+
+
+async def _refuse(scope, receive, send, status: int, message: str, code: str, extra=()) -> None:
+    path = scope["path"]
+    if path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's envelope
+        kind = {401: "authentication_error", 403: "permission_error"}.get(status, "invalid_request_error")
+        body = orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+    else:
+        body = error_body(message, code=code)
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008, "reason": code})
+        return
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
