@@ -11,22 +11,40 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from . import __version__
-from .api import (anthropic, audio, chat, completions, embeddings, errors, health, images, models,
-                  moderations, rerank)
+from .api import (admin, anthropic, audio, batches, chat, chat_stored, cluster, completions, conversations,
+                  dashboard, embeddings, errors, files, fine_tuning, health, images, metrics, metrics_json,
+                  models, moderations, organization, realtime, rerank, responses, uploads, usage,
+                  vector_stores)
 from .api.body import body_components
+from .api.chaos import FaultGate
 from .api.fastpath import FastPath
 from .api.middleware import RequestMeta
+from .api.recording import Recorder
 from .config import Settings
 from .engine.core import Engine
 from .engine.text import get_text_generator
 from .registry import ModelRegistry
+from .security.auth import Guard
+from .security.faults import Faults
+from .security.inputs import route_limits
+from .security.runtime import Security
+from .services.batch_runner import BatchRunner
+from .services.fine_tuning import FineTuning
 from .services.jobs import Jobs
+from .services.organization import Organization
+from .services.project_keys import ProjectKeys
+from .services.scenarios import Scenarios
+from .services.vector_stores import VectorStores
 from .store import open_store
+from .telemetry.hub import Telemetry
+from .telemetry.overview import Overview
 from .telemetry.usage import UsageRecorder
 
 log = logging.getLogger("fakeai")
 
-_ROUTERS = (health, models, chat, completions, embeddings, rerank, images, audio, moderations, anthropic)
+_ROUTERS = (health, models, chat, completions, embeddings, rerank, images, audio, moderations, anthropic,
+            realtime, responses, conversations, chat_stored, files, uploads, batches, vector_stores,
+            fine_tuning, organization, usage, cluster, metrics, metrics_json, dashboard)
 
 
 def _warm(encodings: list[str]) -> None:
@@ -48,6 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = Engine(settings, registry)
     store = open_store(settings)
     jobs = Jobs(store)
+    telemetry = Telemetry(settings, engine)
+    usage_recorder = UsageRecorder(store, settings.usage_flush_ms)
+    org = Organization(store)
+    project_keys = ProjectKeys(org, usage_recorder.keys)
+    usage_recorder.on_keys_used = project_keys.keys_used
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -57,11 +80,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm = asyncio.get_running_loop().run_in_executor(None, _warm, ["o200k_base"])
         app.state.warm = warm
         await store.open()
+        await usage_recorder.open()
+        await org.open()
+        await project_keys.open()
+        await app.state.fine_tuning.start()  # the fine-tuned models, before any request
         jobs.begin()
+        await telemetry.start()
+        await app.state.metrics.start()
         try:
             yield
         finally:
+            await app.state.metrics.stop()
+            await telemetry.stop()
             await jobs.stop()
+            await app.state.fine_tuning.stop()
+            await usage_recorder.close()  # the last usage reaches the store
             await store.close()
 
     app = FastAPI(
@@ -72,15 +105,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.security = security = Security(settings)  # hashes the configured keys
+    app.state.overrides = {}  # run-time changes of options (PATCH /admin/config)
     app.state.store = store
     app.state.jobs = jobs
-    app.state.usage = UsageRecorder()
+    app.state.batches = BatchRunner(app, store, settings)  # runs batch jobs (registered before startup)
+    app.state.batches.register(jobs)
+    app.state.telemetry = telemetry
+    app.state.usage = usage_recorder
+    app.state.organization = org
+    app.state.project_keys = project_keys
     app.state.version = __version__
+    app.state.vector_stores = VectorStores(app.state)
+    app.state.faults = Faults(settings)  # fault rules and counts (docs/faults-and-scenarios.md)
+    telemetry.collectors.append(app.state.faults.collect)
+    app.state.metrics = Overview(app.state)  # /metrics/json, history, /metrics/stream (docs/metrics-api.md)
+    app.state.scenarios = Scenarios(settings)
+    responses.install(app)  # stored responses, conversations, background runs
+    app.state.fine_tuning = FineTuning(app.state)
     errors.install(app)
     for module in _ROUTERS:
         app.include_router(module.router)
+    app.include_router(admin.router)
     app.add_middleware(FastPath, routes=_fast_routes(), fastapi_app=app)
-    app.add_middleware(RequestMeta, max_body=settings.max_request_bytes)
+    if settings.cassette_dir or settings.record_upstream:
+        app.add_middleware(Recorder, cassette_dir=settings.cassette_dir or f"{settings.data_dir}/cassettes",
+                           upstream=settings.record_upstream, miss=settings.replay_miss)
+    app.add_middleware(FaultGate, faults=app.state.faults, scenarios=app.state.scenarios, engine=engine)
+    app.add_middleware(Guard, security=security)
+    app.add_middleware(RequestMeta, max_body=settings.max_request_bytes, route_limits=route_limits(settings),
+                       on_oversize=security.oversize, observer=app.state.metrics.stats)
     app.openapi = lambda: _openapi(app)
     return app
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import __version__
 from .config import CLI_ALIASES, ConfigError, Settings, env_name, load_settings
+from .config.settings import masked
 
 
 def _add_settings_flags(p: argparse.ArgumentParser) -> None:
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .tools import cli_bench
 
     cli_bench.add_parser(sub)
+    from .tools import cli_views
+
+    cli_views.add_parser(sub)
     return parser
 
 
@@ -139,7 +143,7 @@ def cmd_models(ns: argparse.Namespace) -> int:
 
 def cmd_config(ns: argparse.Namespace) -> int:
     loaded = _load(ns)
-    values = loaded.settings.model_dump()
+    values = masked(loaded.settings.model_dump())
     if ns.json:
         print(json.dumps({k: {"value": v, "source": loaded.sources[k]} for k, v in values.items()}, indent=2))
         return 0

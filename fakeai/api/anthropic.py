@@ -37,8 +37,9 @@ from ..schemas.anthropic import (
     check_system,
     check_tools,
 )
-from . import anthropic_stream, common
-from .body import request_body
+from ..security.hooks import admit, settle
+from . import anthropic_stream, chaos, common, metering
+from .body import check_json, request_body
 from .common import dumps
 from .errors import APIError
 
@@ -114,6 +115,7 @@ async def _read(request: Request, model: type[BaseModel]) -> Any:
         raise APIError(400, f"There was an error parsing the body: {e}") from None
     if not isinstance(data, dict):
         raise APIError(400, "body: Input should be a valid dictionary")
+    check_json(request, data)
     try:
         req = model.model_validate(data)
     except ValidationError as e:
@@ -218,11 +220,11 @@ def _functions(tools: list | None) -> tuple[Function, ...]:
     return tuple(fns)
 
 
-def _count(engine: Engine, model: ModelDef, messages: list[dict], media: list, fns: tuple) -> int:
+def _count(engine: Engine, model: ModelDef, messages: list[dict], media: list, fns: tuple) -> list[int]:
     tools = [{"type": "function", "function": {"name": f.name, "description": f.description,
                                                 "parameters": f.parameters}} for f in fns]
     try:
-        return engine.count_chat_prompt(model, messages, tools or None)
+        return engine.chat_prompt(model, messages, tools or None)
     except MediaError:
         family = family_for_model(model.parent or model.id)
         for where, part in media:  # name the bad block by its Anthropic location
@@ -234,8 +236,8 @@ def _count(engine: Engine, model: ModelDef, messages: list[dict], media: list, f
         raise
 
 
-def _prepare(engine: Engine, req: CountTokensRequest) -> tuple[ModelDef, list[dict], tuple, int]:
-    """Validate the conversation and tools; return the model, chat messages, functions and input tokens."""
+def _prepare(engine: Engine, req: CountTokensRequest) -> tuple[ModelDef, list[dict], tuple, list[int]]:
+    """Validate the conversation and tools; return the model, chat messages, functions and input token ids."""
     problem = check_system(req.system) or check_messages(req.messages) or check_tools(req.tools)
     if problem:
         raise APIError(400, f"{problem[0]}: {problem[1]}")
@@ -346,8 +348,8 @@ async def count_tokens(request: Request):
 
 async def _count_tokens(request: Request) -> Response:
     req = await _read(request, CountTokensRequest)
-    *_, tokens = _prepare(request.app.state.engine, req)
-    return common.json_response(dumps({"input_tokens": tokens}))
+    *_, ids = _prepare(request.app.state.engine, req)
+    return common.json_response(dumps({"input_tokens": len(ids)}))
 
 
 async def _create_message(request: Request) -> Response:
@@ -356,25 +358,34 @@ async def _create_message(request: Request) -> Response:
     req: MessagesRequest = await _read(request, MessagesRequest)
     if any(not s.strip() for s in req.stop_sequences or ()):
         raise APIError(400, "stop_sequences: each stop sequence must contain non-whitespace")
-    model, messages, fns, prompt_tokens = _prepare(engine, req)
+    model, messages, fns, prompt_ids = _prepare(engine, req)
+    prompt_tokens = len(prompt_ids)
     spec = OutputSpec(tools=_tool_plan(req, fns), json_schema=_json_schema(req),
                       reasoning_effort=_effort(req, model, state.settings.reasoning_tokens))
     _check_limits(req, model, prompt_tokens)
-    gen = engine.generate(model, prompt_tokens, GenParams(max_tokens=req.max_tokens), last_user_text(messages),
-                          arrival=common.arrival(request), spec=spec)
+    spec = chaos.scripted(request, req, spec)
+    prompt = last_user_text(messages)
+    await admit(request, model, prompt_tokens, req.max_tokens, 1, prompt)
+    gen = engine.generate(model, prompt_tokens, GenParams(max_tokens=req.max_tokens), prompt,
+                          arrival=common.arrival(request), spec=spec, endpoint="anthropic",
+                          prompt_ids=prompt_ids, hints=common.route_hints(request))
+    await settle(request, gen.prompt_tokens + gen.completion_tokens)
     choice = gen.choices[0]
     seq = _stop_at(choice, req.stop_sequences)
     meta = {
         "id": common.new_id("msg_01"),
         "model": model.id,
-        "stop_reason": "stop_sequence" if seq is not None else _STOP_REASONS[choice.finish_reason],
+        "stop_reason": "stop_sequence" if seq is not None else "refusal" if choice.refusal
+        else _STOP_REASONS[choice.finish_reason],
         "stop_sequence": seq,
         "signature": _signature(model.id, choice.reasoning_text) if choice.reasoning else "",
         "omit_thinking": getattr(req.thinking, "display", None) == "omitted",
     }
     if req.stream:
-        return common.sse_response(anthropic_stream.stream(engine, gen, meta))
+        return common.sse_response(anthropic_stream.stream(engine, gen, meta,
+                                                           metering.on_stream_close(request, gen, model.id)))
     await engine.complete(gen)
+    metering.record_generation(request, gen, model.id)
     return common.json_response(render_message(choice, anthropic_stream.usage(gen), meta))
 
 

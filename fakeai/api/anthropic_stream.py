@@ -13,7 +13,7 @@ nothing: its name goes out whole in its block's start, as Anthropic does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ..engine.core import Engine, Generation
@@ -36,12 +36,16 @@ def tool_use_id(call_id: str) -> str:
 
 
 def usage(gen: Generation) -> dict:
+    o = gen.usage_override or {}  # a scenario's reported usage
+    # Anthropic reports cache reads only for prompts marked with cache_control (not modelled yet);
+    # the engine's automatic prefix cache (gen.cached_tokens) shortens the TTFT but is not billed.
+    cached = o.get("cached_tokens", 0)
     return {
-        "input_tokens": gen.prompt_tokens - gen.cached_tokens,
+        "input_tokens": o.get("prompt_tokens", gen.prompt_tokens) - cached,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": gen.cached_tokens,
+        "cache_read_input_tokens": cached,
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-        "output_tokens": gen.completion_tokens,
+        "output_tokens": o.get("completion_tokens", gen.completion_tokens),
         "service_tier": "standard",
     }
 
@@ -93,7 +97,8 @@ def blocks(c: Choice, signature: str, omit_thinking: bool) -> list[_Block]:
     return out
 
 
-async def stream(engine: Engine, gen: Generation, meta: dict) -> AsyncIterator[bytes]:
+async def stream(engine: Engine, gen: Generation, meta: dict,
+                 on_close: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
     """The events of ``gen`` (one choice), paced by the engine like chat streaming."""
     c = gen.choices[0]
     texts = c.texts
@@ -129,5 +134,5 @@ async def stream(engine: Engine, gen: Generation, meta: dict) -> AsyncIterator[b
             "usage": {k: v for k, v in usage(gen).items() if k in _DELTA_USAGE},
         }))
 
-    async for chunk in common.paced(engine, gen, render, closing, done=_STOP):
+    async for chunk in common.paced(engine, gen, render, closing, done=_STOP, on_close=on_close):
         yield chunk

@@ -27,7 +27,7 @@ from ..engine.output import Choice
 from ..lazy import lazy_import
 from ..registry import ModelDef
 from ..schemas.audio import SpeechRequest, TranscriptionRequest, TranslationRequest
-from . import common
+from . import common, metering
 from .body import parse, read_json, request_body
 from .common import dumps
 from .errors import APIError
@@ -124,9 +124,12 @@ async def create_speech(request: Request):
                        f"{model.context_window} tokens model '{req.model}' accepts.", param="input",
                        code="string_above_max_length")
     data, seconds = await _off_loop(synth.speech, req.input, voice, req.response_format, req.speed)
-    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request))
+    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request), endpoint="speech",
+                          hints=common.route_hints(request))
+    out_tokens = synth.audio_tokens(seconds)
+    metering.record(request, "audio_speeches", req.model, characters=len(req.input), input_tokens=prompt_tokens,
+                    output_tokens=out_tokens)
     if sse:
-        out_tokens = synth.audio_tokens(seconds)
         usage = {"input_tokens": prompt_tokens, "output_tokens": out_tokens,
                  "total_tokens": prompt_tokens + out_tokens}
         return _sse(_speech_events(data, usage))
@@ -208,6 +211,9 @@ async def _audio_seconds(data: bytes, filename: str) -> float:
                        code="invalid_value") from None
 
 
+_ENDPOINTS = {"transcribe": "transcriptions", "translate": "translations"}  # request records
+
+
 def _check_model(engine: Engine, model_id: str, task: str) -> ModelDef:
     model = engine.model(model_id)
     if not model.capabilities.transcription or (task == "translate" and not _whisper(model)):
@@ -279,12 +285,17 @@ async def _answer(request: Request, engine: Engine, model: ModelDef, req, filena
         entries = [{k: v for k, v in token_entry(tok, t, tok.token_text(t), rng, 0).items()
                     if k != "top_logprobs"} for t in ids]
     arrival = common.arrival(request)
+    billed = {"seconds": math.ceil(script.seconds), "input_tokens": usage["input_tokens"], "output_tokens": len(ids)}
     if stream:
         texts = [tok.token_text(t) for t in ids]
         gen = Generation(model, usage["input_tokens"], [Choice(ids, texts, "stop")],
-                         engine.latency(model).timing(usage["input_tokens"]), arrival=arrival)
+                         engine.latency(model).timing(usage["input_tokens"]), arrival=arrival,
+                         endpoint=_ENDPOINTS[task], hints=common.route_hints(request))
+        metering.record(request, "audio_transcriptions", req.model, **billed)
         return _sse(_transcript_events(engine, gen, script.text, entries, usage))
-    await engine.simulate(model, usage["input_tokens"], len(ids), arrival=arrival)
+    await engine.simulate(model, usage["input_tokens"], len(ids), arrival=arrival, endpoint=_ENDPOINTS[task],
+                          hints=common.route_hints(request))
+    metering.record(request, "audio_transcriptions", req.model, **billed)
     if _whisper(model):                                  # whisper-1 is billed by the second
         usage = {"type": "duration", "seconds": math.ceil(script.seconds)}
     fmt = req.response_format

@@ -8,6 +8,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
+from ..security.inputs import ShapeError, check_shape
 from .errors import APIError, validation_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,7 +30,18 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise APIError(400, _BAD_JSON if data is None else
                        "Invalid request body: expected a JSON object at the top level.")
+    check_json(request, data)
     return data
+
+
+def check_json(request: Request, data: Any) -> None:
+    """400 for a body nested deeper than ``max_json_depth`` or with an array longer than
+    ``max_json_array`` (settings)."""
+    s = request.app.state.settings
+    try:
+        check_shape(data, s.max_json_depth, s.max_json_array)
+    except ShapeError as e:
+        raise APIError(400, str(e), code="invalid_request_body") from None
 
 
 def parse(model: type[M], data: dict[str, Any], strict: bool) -> M:

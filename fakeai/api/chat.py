@@ -12,7 +12,8 @@ from ..engine.prompt import last_user_text
 from ..lazy import lazy_import
 from ..schemas.chat import ChatCompletionRequest, check_messages
 from ..schemas.common import stop_tuple
-from . import chat_stream, common
+from ..security.hooks import admit, settle
+from . import chaos, chat_refusal, chat_stored, chat_stream, common, metering
 from .body import parse, read_json, request_body
 from .chat_options import audio_output, check_model_params, output_spec
 from .common import dumps
@@ -47,23 +48,41 @@ async def create_chat_completion(request: Request):
     if req.stream_options is not None and not req.stream:
         raise APIError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
                        param="stream_options")
+    if req.metadata:
+        chat_stored.check_store(req)
     engine: Engine = app.engine
     model = common.require_model(engine, req.model, "chat", "chat completions")
     check_model_params(req, model)
-    prompt_tokens = engine.count_chat_prompt(model, req.messages, req.tools or req.functions)
-    spec = output_spec(req)
-    gen = engine.generate(model, prompt_tokens, _params(req, raw), last_user_text(req.messages),
-                          arrival=common.arrival(request), spec=spec)
+    prompt_ids = engine.chat_prompt(model, req.messages, req.tools or req.functions)
+    prompt_tokens = len(prompt_ids)
+    spec = chaos.scripted(request, raw, output_spec(req))
+    prompt = last_user_text(req.messages)
+    await admit(request, model, prompt_tokens, req.completion_limit, req.n, prompt)
+    gen = engine.generate(model, prompt_tokens, _params(req, raw), prompt,
+                          arrival=common.arrival(request), spec=spec, endpoint="chat", prompt_ids=prompt_ids,
+                          hints=common.route_hints(request), kv_transfer=req.kv_transfer_params)
     meta = {"id": common.new_id("chatcmpl-"), "model": req.model, "created": common.now(),
             "fp": common.fingerprint(model.id)}
+    if app.settings.safety_refusals and chat_refusal.refuses(engine, prompt):
+        return await chat_refusal.respond(request, engine, gen, meta, req.stream, bool(
+            req.stream_options and req.stream_options.include_usage))
+    await settle(request, gen.prompt_tokens + gen.completion_tokens)
     audio = audio_output(req, model)
     if audio is not None:
         meta["audio"] = await _speak(gen, *audio)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return common.sse_response(chat_stream.stream(engine, gen, meta, include_usage))
+        events = chat_stream.stream(engine, gen, meta, include_usage,
+                                    metering.on_stream_close(request, gen, req.model))
+        if req.store:  # kept once the whole completion has been sent
+            events = chat_stored.then(events, lambda: chat_stored.save(app, render_completion(gen, meta), req))
+        return common.sse_response(events)
     await engine.complete(gen)
-    return common.json_response(render_completion(gen, meta))
+    metering.record_generation(request, gen, req.model)
+    body = render_completion(gen, meta)
+    if req.store:
+        await chat_stored.save(app, body, req)
+    return common.json_response(body)
 
 
 async def _speak(gen: Generation, voice: str, fmt: str) -> list[dict | None]:
@@ -81,7 +100,7 @@ async def _speak(gen: Generation, voice: str, fmt: str) -> list[dict | None]:
 
 
 def _message(c: Choice, audio: dict | None = None) -> dict:
-    msg: dict = {"role": "assistant", "content": c.content, "refusal": None, "annotations": []}
+    msg: dict = {"role": "assistant", "content": c.content, "refusal": c.refusal_text, "annotations": []}
     if audio is not None:  # spoken answer: the text is the transcript, as OpenAI
         msg["content"] = None
         msg["audio"] = audio
@@ -106,7 +125,7 @@ def render_completion(gen: Generation, meta: dict) -> bytes:
         }
         for i, c in enumerate(gen.choices)
     ]
-    return dumps({
+    body = {
         "id": meta["id"],
         "object": "chat.completion",
         "created": meta["created"],
@@ -115,4 +134,7 @@ def render_completion(gen: Generation, meta: dict) -> bytes:
         "usage": common.usage(gen),
         "service_tier": "default",
         "system_fingerprint": meta["fp"],
-    })
+    }
+    if gen.kv_transfer_params is not None:  # vLLM P/D: where the decode side finds this prompt's KV
+        body["kv_transfer_params"] = gen.kv_transfer_params
+    return dumps(body)

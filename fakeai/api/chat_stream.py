@@ -8,7 +8,7 @@ chunk closes its last.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ..engine.core import Engine, Generation
 from ..engine.output import Choice
@@ -68,6 +68,8 @@ def _step_chunk(w: ChunkWriter, i: int, c: Choice, step: int) -> bytes | None:
                 return w.delta(i, b'{"tool_calls":[{"index":' + str(k).encode()
                                + b',"function":{"arguments":' + dumps(text) + b"}}]}")
         return None
+    if c.refusal:
+        return w.delta(i, b'{"refusal":' + dumps(text) + b"}")
     if c.logprobs is None:
         return w.content(i, text)
     lp = c.logprobs[step - c.reasoning]
@@ -81,11 +83,12 @@ def _audio_chunk(w: ChunkWriter, i: int, audio: dict, text: str, first: bool) ->
     return w.delta(i, head + dumps(text) + b"}}")
 
 
-async def stream(engine: Engine, gen: Generation, meta: dict, include_usage: bool) -> AsyncIterator[bytes]:
+async def stream(engine: Engine, gen: Generation, meta: dict, include_usage: bool,
+                 on_close: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
     w = ChunkWriter(meta, include_usage)
     choices = gen.choices
     audio = meta.get("audio") or [None] * len(choices)
-    plain = [not (c.reasoning or c.tool_calls or c.logprobs is not None or audio[i])
+    plain = [not (c.reasoning or c.tool_calls or c.refusal or c.logprobs is not None or audio[i])
              for i, c in enumerate(choices)]
 
     def render(start: int, end: int) -> bytes:
@@ -115,5 +118,5 @@ async def stream(engine: Engine, gen: Generation, meta: dict, include_usage: boo
     def closing() -> bytes:
         return w.usage(common.usage(gen)) if include_usage else b""
 
-    async for chunk in common.paced(engine, gen, render, closing):
+    async for chunk in common.paced(engine, gen, render, closing, on_close=on_close):
         yield chunk

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import orjson
 from starlette.responses import Response
 
+from ..engine.cluster.router import Hints
 from ..engine.core import Engine, Generation
 from .errors import APIError
 from .fastpath import SSEResponse
@@ -24,6 +25,7 @@ _NOT_SEEDED = frozenset({
     "stream", "stream_options", "user", "metadata", "store", "service_tier", "stop", "n", "best_of",
     "max_tokens", "max_completion_tokens", "ignore_eos", "min_tokens", "logprobs", "top_logprobs",
     "echo", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "modalities", "audio",
+    "kv_transfer_params",
 })
 
 
@@ -49,13 +51,18 @@ def now() -> int:
 def usage(gen: Generation, completion_tokens: int | None = None) -> dict:
     audio = sum(c.audio_tokens for c in gen.choices)
     ct = (gen.completion_tokens if completion_tokens is None else completion_tokens) + audio
+    pt, cached, reasoning = gen.prompt_tokens, gen.cached_tokens, gen.reasoning_tokens
+    if gen.usage_override:  # a scenario's reported usage
+        o = gen.usage_override
+        pt, ct = o.get("prompt_tokens", pt), o.get("completion_tokens", ct)
+        cached, reasoning = o.get("cached_tokens", cached), o.get("reasoning_tokens", reasoning)
     return {
-        "prompt_tokens": gen.prompt_tokens,
+        "prompt_tokens": pt,
         "completion_tokens": ct,
-        "total_tokens": gen.prompt_tokens + ct,
-        "prompt_tokens_details": {"cached_tokens": gen.cached_tokens, "audio_tokens": 0},
+        "total_tokens": pt + ct,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": gen.reasoning_tokens,
+            "reasoning_tokens": reasoning,
             "audio_tokens": audio,
             "accepted_prediction_tokens": sum(c.accepted_prediction for c in gen.choices),
             "rejected_prediction_tokens": sum(c.rejected_prediction for c in gen.choices),
@@ -78,6 +85,24 @@ def arrival(request) -> float | None:
     return request.scope.get("state", {}).get("arrival")
 
 
+_ROUTE_HEADERS = frozenset({b"x-fakeai-router", b"x-session-id", b"x-dynamo-session-id",
+                            b"x-fakeai-overlap-weight", b"x-fakeai-router-temperature"})
+
+
+def route_hints(request) -> Hints | None:
+    """The request's routing headers (docs/cluster.md), or None when it has none."""
+    found: dict[bytes, str] | None = None
+    for k, v in request.scope["headers"]:
+        if k in _ROUTE_HEADERS:
+            found = found or {}
+            found[k] = v.decode("latin-1")
+    if found is None:
+        return None
+    return Hints.parse(found.get(b"x-fakeai-router"),
+                       found.get(b"x-session-id") or found.get(b"x-dynamo-session-id"),
+                       found.get(b"x-fakeai-overlap-weight"), found.get(b"x-fakeai-router-temperature"))
+
+
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
@@ -87,14 +112,23 @@ def sse_response(events: AsyncIterator[bytes]) -> SSEResponse:
 
 
 async def paced(engine: Engine, gen: Generation, render: Callable[[int, int], bytes],
-                closing: Callable[[], bytes], done: bytes = DONE) -> AsyncIterator[bytes]:
+                closing: Callable[[], bytes], done: bytes = DONE,
+                on_close: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
     """Drive ``gen`` on the engine's schedule: each due step range becomes one write,
-    then ``closing()`` (the usage chunk, if any) and ``done`` (OpenAI's ``[DONE]``)."""
-    if gen.steps == 0:  # nothing to decode: the finish chunks go out after the TTFT
-        async for _ in engine.run(gen):
-            pass
-        yield render(0, 1)
-    else:
-        async for start, end in engine.run(gen):
-            yield render(start, end)
-    yield closing() + done
+    then ``closing()`` (the usage chunk, if any) and ``done`` (OpenAI's ``[DONE]``).
+    ``on_close(steps)`` runs when the stream ends, finished or cut short, with the
+    decode steps written by then (for usage accounting)."""
+    sent = 0
+    try:
+        if gen.steps == 0:  # nothing to decode: the finish chunks go out after the TTFT
+            async for _ in engine.run(gen):
+                pass
+            yield render(0, 1)
+        else:
+            async for start, end in engine.run(gen):
+                yield render(start, end)
+                sent = end
+        yield closing() + done
+    finally:
+        if on_close is not None:
+            on_close(sent)

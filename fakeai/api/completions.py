@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
 
-from ..engine.core import Choice, Engine, GenParams, Generation
+from ..engine.core import Choice, Engine, GenParams, Generation, script_timing_and_usage
 from ..engine.latency import Timing
 from ..engine.logprobs import completion_logprobs
 from ..engine.output import OutputSpec
 from ..schemas.common import stop_tuple
 from ..schemas.completions import CompletionRequest
-from . import common
+from ..security.hooks import admit, settle
+from . import chaos, common, metering
 from .body import parse, read_json, request_body
 from .common import dumps
 from .errors import APIError
@@ -23,12 +24,12 @@ router = APIRouter(tags=["completions"])
 _REQUEST_SCHEMA = request_body(CompletionRequest)
 
 
-def _prompts(prompt, tok) -> list[tuple[str, int]]:
-    """(text, token count) per prompt."""
+def _prompts(prompt, tok) -> list[tuple[str, list[int]]]:
+    """(text, token ids) per prompt."""
     if prompt is None:
         prompt = "<|endoftext|>"
     if isinstance(prompt, str):
-        return [(prompt, tok.count(prompt))]
+        return [(prompt, tok.encode(prompt))]
     if not prompt:
         raise APIError(400, "Invalid 'prompt': empty array. Expected at least one prompt.", param="prompt")
     if isinstance(prompt[0], int):
@@ -36,14 +37,14 @@ def _prompts(prompt, tok) -> list[tuple[str, int]]:
     out = []
     for p in prompt:
         if isinstance(p, str):
-            out.append((p, tok.count(p)))
+            out.append((p, tok.encode(p)))
             continue
         if not p:
             raise APIError(400, "Invalid 'prompt': a token array must not be empty.", param="prompt")
         bad = next((t for t in p if not tok.is_token(t)), None)
         if bad is not None:
             raise APIError(400, f"Invalid token in prompt: {bad}.", param="prompt")
-        out.append((tok.decode(p), len(p)))
+        out.append((tok.decode(p), p))
     return out
 
 
@@ -66,37 +67,49 @@ async def create_completion(request: Request):
     seed_material = common.seed_material(raw, req.seed)
     params = GenParams(max_tokens=req.max_tokens, n=best_of, seed=req.seed, stop=stop_tuple(req.stop),
                        ignore_eos=req.ignore_eos, min_tokens=req.min_tokens, seed_material=seed_material)
-    gen, texts = _generate(engine, model, prompts, params, req, common.arrival(request))
+    spec = chaos.scripted(request, raw, OutputSpec(top_logprobs=req.logprobs))
+    await admit(request, model, sum(len(ids) for _, ids in prompts), 16 if req.max_tokens is None else req.max_tokens,
+                best_of * len(prompts), "\n".join(t for t, _ in prompts))
+    gen, texts = _generate(engine, model, prompts, params, req, spec, common.arrival(request),
+                           common.route_hints(request))
+    await settle(request, gen.prompt_tokens + gen.completion_tokens + gen.unreturned_tokens)
     meta = {"id": common.new_id("cmpl-"), "model": req.model, "created": common.now(),
             "fp": common.fingerprint(model.id)}
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return common.sse_response(_stream(engine, gen, meta, include_usage, texts if req.echo else None))
+        return common.sse_response(_stream(engine, gen, meta, include_usage, texts if req.echo else None,
+                                           metering.on_stream_close(request, gen, req.model)))
     await engine.complete(gen)
+    metering.record_generation(request, gen, req.model)
     return common.json_response(_render(gen, meta, texts if req.echo else None))
 
 
-def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest, arrival: float | None):
+def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest, spec: OutputSpec,
+              arrival: float | None, hints=None):
     """One generation per prompt, batched into one: choices prompt-major, n per prompt."""
     choices: list[Choice] = []
     prompt_texts: list[str] = []
     prompt_tokens = completion_extra = 0
     ttft = itl = 0.0
-    for i, (text, count) in enumerate(prompts):
+    for i, (text, ids) in enumerate(prompts):
+        count = len(ids)
         p = params if params.seed is None else replace(params, seed_material=params.seed_material + bytes([i % 256]))
         if req.max_tokens == 0:
             g = Generation(model, count, [Choice([], [], "length") for _ in range(p.n)],
                            engine.latency(model).timing(count))
         else:
-            spec = OutputSpec(top_logprobs=req.logprobs)
             g = engine.generate(model, count, p, text, param="prompt", spec=spec)
         prompt_tokens += count
         completion_extra += sum(len(c.ids) for c in g.choices[req.n:])  # best_of losers are billed
         choices.extend(g.choices[: req.n])
         prompt_texts.extend([text] * req.n)
         ttft, itl = max(ttft, g.timing.ttft), max(itl, g.timing.itl)
-    gen = Generation(model, prompt_tokens, choices, Timing(ttft, itl), arrival=arrival)
+    gen = Generation(model, prompt_tokens, choices, Timing(ttft, itl), arrival=arrival, endpoint="completions",
+                     prompt_ids=prompts[0][1] if len(prompts) == 1 else None, max_tokens=req.max_tokens,
+                     hints=hints, kv_transfer=req.kv_transfer_params)
     gen.unreturned_tokens = completion_extra
+    if spec.script is not None:
+        script_timing_and_usage(gen, spec.script)
     return gen, prompt_texts
 
 
@@ -113,13 +126,15 @@ def _render(gen: Generation, meta: dict, echo: list[str] | None) -> bytes:
          "finish_reason": c.finish_reason}
         for i, c in enumerate(gen.choices)
     ]
-    return dumps({"id": meta["id"], "object": "text_completion", "created": meta["created"],
-                  "model": meta["model"], "system_fingerprint": meta["fp"], "choices": choices,
-                  "usage": _usage(gen)})
+    body = {"id": meta["id"], "object": "text_completion", "created": meta["created"],
+            "model": meta["model"], "system_fingerprint": meta["fp"], "choices": choices, "usage": _usage(gen)}
+    if gen.kv_transfer_params is not None:  # vLLM P/D: where the decode side finds this prompt's KV
+        body["kv_transfer_params"] = gen.kv_transfer_params
+    return dumps(body)
 
 
 async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bool,
-                  echo: list[str] | None) -> AsyncIterator[bytes]:
+                  echo: list[str] | None, on_close: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
     head = (b'data: {"id":' + dumps(meta["id"]) + b',"object":"text_completion","created":'
             + str(meta["created"]).encode() + b',"model":' + dumps(meta["model"])
             + b',"system_fingerprint":' + dumps(meta["fp"]) + b',"choices":[')
@@ -155,5 +170,5 @@ async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bo
     def closing() -> bytes:
         return head + b'],"usage":' + dumps(_usage(gen)) + b"}\n\n" if include_usage else b""
 
-    async for data in common.paced(engine, gen, render, closing):
+    async for data in common.paced(engine, gen, render, closing, on_close=on_close):
         yield data

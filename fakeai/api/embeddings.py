@@ -15,7 +15,8 @@ from ..engine.core import Engine
 from ..engine.tokenizer import Tokenizer
 from ..registry import ModelDef
 from ..schemas.embeddings import EmbeddingRequest
-from . import common
+from ..security.hooks import admit
+from . import common, metering
 from .body import parse, read_json, request_body
 from .errors import APIError
 
@@ -66,7 +67,10 @@ async def create_embedding(request: Request):
         prompt_tokens, body = await asyncio.get_running_loop().run_in_executor(None, _run, job)
     else:
         prompt_tokens, body = _run(job)
-    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request))
+    await admit(request, model, prompt_tokens, 0)
+    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request), endpoint="embeddings",
+                          hints=common.route_hints(request))
+    metering.record(request, "embeddings", req.model, input_tokens=prompt_tokens)
     return common.json_response(body)
 
 

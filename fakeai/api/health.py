@@ -12,7 +12,7 @@ router = APIRouter(tags=["health"])
 @router.get("/health")
 async def health(request: Request):
     state = request.app.state
-    cap = state.engine.capacity
+    cap = state.engine.cluster
     return json_response(dumps({"status": "healthy", "ready": True, "version": state.version,
                                 "running": cap.running, "waiting": cap.waiting}))
 

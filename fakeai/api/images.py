@@ -30,7 +30,7 @@ from ..schemas.images import (
     ImageVariationRequest,
 )
 from ..services.image_store import ImageStore
-from . import common
+from . import common, metering
 from .body import parse, read_json, request_body
 from .errors import APIError, error_response
 
@@ -202,12 +202,19 @@ def _respond(request: Request, fam: str, plan: Plan, files: list[bytes], usage: 
     return common.json_response(common.dumps(body))
 
 
+def _meter(request: Request, model: ModelDef, plan: Plan, source: str, usage: dict | None = None) -> None:
+    """Usage accounting: images by size and source (tokens too, for the GPT image models' cost)."""
+    metering.record(request, "images", model.id, images=plan.n, size=plan.size, source=source,
+                    quality=plan.quality, input_tokens=usage["input_tokens"] if usage else 0,
+                    output_tokens=usage["output_tokens"] if usage else 0)
+
+
 async def _produce(engine: Engine, request: Request, model: ModelDef, fam: str, plan: Plan,
                    input_tokens: int, work) -> list[bytes]:
     """Draw off the event loop while the engine holds the request for its modelled time."""
     drawing = asyncio.get_running_loop().run_in_executor(None, work)
     await engine.simulate(model, input_tokens, draw.image_steps(fam, plan.quality, plan.size),
-                          arrival=common.arrival(request))
+                          arrival=common.arrival(request), endpoint="images", hints=common.route_hints(request))
     return await drawing
 
 
@@ -235,6 +242,7 @@ async def create_image(request: Request):
         usage = _usage(text_tokens, 0, draw.output_tokens(plan.size, plan.quality) * plan.n)
     elif fam == "dall-e-3":
         revised = [draw.revised_prompt(req.prompt, plan.style, look.seed) for look in looks]
+    _meter(request, model, plan, "image.generation", usage)
     return _respond(request, fam, plan, files, usage, revised)
 
 
@@ -291,6 +299,7 @@ async def create_image_edit(request: Request):
     usage = None
     if fam == "gpt-image":
         usage = _usage(text_tokens, image_tokens, draw.output_tokens(plan.size, plan.quality) * plan.n)
+    _meter(request, model, plan, "image.edit", usage)
     return _respond(request, fam, plan, files_out, usage)
 
 
@@ -317,6 +326,7 @@ async def create_image_variation(request: Request):
     seeds = [draw.seed_of("variation", model.id, digest, plan.size, req.seed, i) for i in range(plan.n)]
     files_out = await _produce(engine, request, model, fam, plan, 0,
                                lambda: [draw.encode(draw.variation(source, s, side), "png") for s in seeds])
+    _meter(request, model, plan, "image.variation")
     return _respond(request, fam, plan, files_out)
 
 

@@ -59,3 +59,11 @@ async def model_capabilities(request: Request):
 @router.get("/v1/models/{model_id:path}", openapi_extra=_MODEL_ID)
 async def retrieve_model(request: Request):
     return json_response(dumps(model_object(request.app.state.engine.model(request.path_params["model_id"]))))
+
+
+@router.delete("/v1/models/{model_id:path}", openapi_extra=_MODEL_ID)
+async def delete_model(request: Request):
+    """Delete a fine-tuned model (403 for the catalog's models, 404 for unknown ids)."""
+    model_id = request.path_params["model_id"]
+    await request.app.state.fine_tuning.delete_model(model_id)
+    return json_response(dumps({"id": model_id, "object": "model", "deleted": True}))

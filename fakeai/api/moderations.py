@@ -12,7 +12,7 @@ from ..engine.core import Engine
 from ..engine.multimodal import family_for_model, part_cost
 from ..schemas.moderations import InvalidInput, ModerationRequest, input_items
 from ..services.moderation import moderate
-from . import common
+from . import common, metering
 from .body import parse, read_json, request_body
 from .common import dumps
 from .errors import APIError
@@ -44,5 +44,7 @@ async def create_moderation(request: Request):
             prompt_tokens += part_cost(part, family, param=param).tokens
     results = [moderate(model, item.texts, [part["image_url"]["url"] for _, part in item.images])
                for item in items]
-    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request))
+    await engine.simulate(model, prompt_tokens, arrival=common.arrival(request), endpoint="moderations",
+                          hints=common.route_hints(request))
+    metering.record(request, "moderations", req.model, input_tokens=prompt_tokens)
     return common.json_response(dumps({"id": common.new_id("modr-"), "model": req.model, "results": results}))

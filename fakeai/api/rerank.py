@@ -80,7 +80,8 @@ async def _score(request: Request, model: ModelDef, query: str, passages: list[s
         ranking = await asyncio.get_running_loop().run_in_executor(None, vectors.rank, *args)
     else:
         ranking = vectors.rank(*args)
-    await engine.simulate(model, ranking.prompt_tokens, arrival=common.arrival(request))
+    await engine.simulate(model, ranking.prompt_tokens, arrival=common.arrival(request), endpoint="rerank",
+                          hints=common.route_hints(request))
     return ranking
 
 

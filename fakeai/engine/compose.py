@@ -6,6 +6,7 @@ budget, so ``usage`` always equals what is sent.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import random
@@ -14,7 +15,7 @@ import orjson
 
 from . import jsonschema_gen, tools
 from .logprobs import chat_logprobs
-from .output import Choice, OutputSpec, ToolCall
+from .output import Choice, OutputSpec, Script, ToolCall
 from .text import TextGenerator
 
 # reasoning length per effort, relative to the configured medium budget
@@ -46,17 +47,22 @@ def _cut(ids: list[int], budget: int) -> tuple[list[int], bool]:
 
 def tool_call_choice(gen: TextGenerator, fns: list[tools.Function], rng: random.Random,
                      hints: dict[str, str], offset: int, budget: int, legacy: bool) -> Choice:
-    tok = gen.tok
+    calls = [(fn.name, orjson.dumps(tools.arguments(fn, rng, hints)).decode()) for fn in fns]
+    return calls_choice(gen.tok, calls, offset, budget, legacy)
+
+
+def calls_choice(tok, named: list[tuple[str, str]], offset: int, budget: int, legacy: bool) -> Choice:
+    """Tool calls ``(name, arguments)`` laid out as tokens from step ``offset``, cut at ``budget``."""
     ids: list[int] = []
     calls: list[ToolCall] = []
-    for fn in fns:
-        args = orjson.dumps(tools.arguments(fn, rng, hints)).decode()
-        name_ids, arg_ids = tok.encode(fn.name), tok.encode(args)
+    for name, args in named:
+        name_ids, arg_ids = tok.encode(name), tok.encode(args)
         start = len(ids) + len(name_ids)
         ids += name_ids + arg_ids
-        calls.append(ToolCall("call_" + os.urandom(12).hex(), fn.name, args,
+        calls.append(ToolCall("call_" + os.urandom(12).hex(), name, args,
                               offset + start - 1, offset + start, offset + len(ids)))
     ids, cut = _cut(ids, budget)
+    texts = exact_texts(tok, ids)
     if cut:  # the budget ran out inside the calls: keep what was generated
         end = offset + budget
         if calls[0].header_step >= end:  # inside the first name: the header is all there is
@@ -64,11 +70,52 @@ def tool_call_choice(gen: TextGenerator, fns: list[tools.Function], rng: random.
             calls[0].args_start = calls[0].args_end = end  # no argument token was generated
         calls = [c for c in calls if c.header_step < end]
         last = calls[-1]
-        kept = offset + budget - last.args_start
-        last.arguments = "".join(tok.token_text(t) for t in ids[last.args_start - offset:][:max(kept, 0)])
+        last.arguments = "".join(texts[last.args_start - offset:budget])
         last.args_end = min(last.args_end, offset + budget)
     finish = "length" if cut else ("function_call" if legacy else "tool_calls")
-    return Choice(ids, [tok.token_text(t) for t in ids], finish, tool_calls=calls, legacy_function=legacy)
+    return Choice(ids, texts, finish, tool_calls=calls, legacy_function=legacy)
+
+
+def exact_texts(tok, ids: list[int]) -> list[str]:
+    """Each token's text such that they join to exactly the decoded text: a token that ends
+    inside a UTF-8 character carries none of it, the next one the whole character."""
+    dec = codecs.getincrementaldecoder("utf-8")("replace")
+    return [dec.decode(tok.token_bytes(t)) for t in ids]
+
+
+def scripted(tok, script: Script, budget: int, legacy: bool) -> Choice:
+    """The choice a script dictates: its reasoning, then its tool calls, refusal or content,
+    tokenized by the model's tokenizer and cut at ``budget`` like generated text."""
+    r_ids = tok.encode(script.reasoning)[:budget] if script.reasoning else []
+    remaining = budget - len(r_ids)
+    if script.tool_calls and remaining > 0:
+        choice = calls_choice(tok, list(script.tool_calls), len(r_ids), remaining, legacy)
+        choice.ids[:0] = r_ids
+        choice.texts[:0] = exact_texts(tok, r_ids)
+        choice.reasoning = len(r_ids)
+        return choice
+    refusal = script.refusal is not None
+    text = script.refusal if refusal else script.content or ""
+    body, cut = _cut(tok.encode(text), max(remaining, 0))
+    cut = cut or (script.reasoning is not None and len(r_ids) < tok.count(script.reasoning))
+    cut = cut or (bool(script.tool_calls) and remaining <= 0)
+    ids = r_ids + body
+    return Choice(ids, exact_texts(tok, r_ids) + exact_texts(tok, body), "length" if cut else "stop",
+                  reasoning=len(r_ids), refusal=refusal)
+
+
+def truncate_arguments(tok, choice: Choice) -> None:
+    """Cut the last tool call's arguments to their first half (so they are not valid JSON);
+    the finish reason stays: the broken call a client must survive."""
+    if not choice.tool_calls:
+        return
+    call = choice.tool_calls[-1]
+    n = call.args_end - call.args_start
+    keep = n // 2 if n > 1 else 0
+    end = call.args_start + keep
+    del choice.ids[end:], choice.texts[end:]
+    call.args_end = end
+    call.arguments = "".join(choice.texts[call.args_start:end])
 
 
 def json_body(gen: TextGenerator, schema: dict, rng: random.Random, hints: dict[str, str],

@@ -19,6 +19,27 @@ from .tools import ToolPlan
 
 
 @dataclass(frozen=True, slots=True)
+class Script:
+    """Output forced on a request (a scenario, or a fault) instead of what the engine would
+    write: still tokenized, cut at the budget and paced like generated text."""
+
+    content: str | None = None
+    reasoning: str | None = None
+    refusal: str | None = None  # the answer is a refusal message (chat ``message.refusal``)
+    tool_calls: tuple[tuple[str, str], ...] = ()  # (function name, arguments JSON text)
+    ttft: float | None = None  # seconds; None: the latency model's
+    itl: float | None = None
+    usage: tuple[tuple[str, int], ...] = ()  # reported usage overrides (prompt_tokens, ...)
+    truncate_tools: bool = False  # tool-call arguments end halfway (broken JSON)
+
+    @property
+    def writes(self) -> bool:
+        """It decides the text (else the engine generates and the script only adjusts)."""
+        return (self.content is not None or self.reasoning is not None or self.refusal is not None
+                or bool(self.tool_calls))
+
+
+@dataclass(frozen=True, slots=True)
 class OutputSpec:
     """What kind of body a request asks for (built by the API layer from the request)."""
 
@@ -28,6 +49,7 @@ class OutputSpec:
     reasoning_effort: str | None = None  # None: the model's default
     prediction: str | None = None
     top_logprobs: int | None = None  # None: no logprobs
+    script: Script | None = None  # forced output (scenarios, faults)
 
 
 @dataclass(slots=True)
@@ -52,6 +74,7 @@ class Choice:
     accepted_prediction: int = 0
     rejected_prediction: int = 0
     audio_tokens: int = 0  # spoken output (chat audio), billed beside the text tokens
+    refusal: bool = False  # the body is a refusal message, not content
 
     @property
     def text(self) -> str:
@@ -60,7 +83,11 @@ class Choice:
 
     @property
     def content(self) -> str | None:
-        return None if self.tool_calls else "".join(self.texts[self.reasoning:])
+        return None if self.tool_calls or self.refusal else "".join(self.texts[self.reasoning:])
+
+    @property
+    def refusal_text(self) -> str | None:
+        return "".join(self.texts[self.reasoning:]) if self.refusal else None
 
     @property
     def reasoning_text(self) -> str:

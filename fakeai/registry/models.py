@@ -89,6 +89,7 @@ class Capabilities:
     moderation: bool = False
     tts: bool = False
     transcription: bool = False
+    realtime: bool = False  # speech-to-speech sessions on the /v1/realtime WebSocket
 
     def as_dict(self) -> dict[str, bool]:
         """All flags as ``{name: bool}``, in declaration order."""

@@ -225,6 +225,8 @@ class ModelRegistry:
         self._models: dict[str, ModelDef] = {}
         self._aliases: dict[str, str] = {}
         self._synth: OrderedDict[str, ModelDef] = OrderedDict()
+        self._dynamic: set[str] = set()  # ids registered at run time (fine-tunes)
+        self._retired: set[str] = set()  # deleted fine-tunes: no longer derived from their base
         self._lock = threading.RLock()
         self.version = 0  # bumped on every add/remove: caches of the listing key on it
         for model in models:
@@ -327,7 +329,7 @@ class ModelRegistry:
         return model
 
     def _derive_fine_tune(self, model_id: str) -> ModelDef | None:
-        if not model_id.startswith("ft:"):
+        if not model_id.startswith("ft:") or model_id in self._retired:
             return None
         base_id = model_id.split(":", 2)[1]
         base = self.get(base_id) if base_id else None
@@ -402,3 +404,32 @@ class ModelRegistry:
             self._synth.clear()
             self.version += 1
             return True
+
+    # ---- models created at run time
+
+    def register(self, model: ModelDef) -> None:
+        """Add a model created while serving (a fine-tune): listed, resolvable, deletable."""
+        with self._lock:
+            self._retired.discard(model.id)
+            self.add(model)
+            self._dynamic.add(model.id)
+
+    def unregister(self, model_id: str) -> bool:
+        """Delete a model added by :meth:`register`; its id then no longer resolves, not
+        even as an ``ft:`` id derived from its base. False for catalog or unknown ids."""
+        with self._lock:
+            if model_id not in self._dynamic:
+                return False
+            self._dynamic.discard(model_id)
+            self.remove(model_id)
+            self.retire(model_id)
+            return True
+
+    def retire(self, model_id: str) -> None:
+        """Make an ``ft:`` id unresolvable (a fine-tune deleted before this process started)."""
+        with self._lock:
+            self._retired.add(model_id)
+            self._synth.pop(model_id, None)
+
+    def is_dynamic(self, model_id: str) -> bool:
+        return model_id in self._dynamic

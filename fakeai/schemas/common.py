@@ -37,6 +37,7 @@ class Extensions(BaseModel):
     include_stop_str_in_output: bool | None = None
     chat_template_kwargs: dict[str, Any] | None = None
     nvext: dict[str, Any] | None = None
+    kv_transfer_params: dict[str, Any] | None = None  # vLLM prefill/decode disaggregation (docs/cluster.md)
 
 
 class Sampling(Extensions):

@@ -168,7 +168,8 @@ def test_cluster_state_follows_load(modelled):
                 seen["running"] = max(seen["running"], w["running"])
                 seen["decoding"] = max(seen["decoding"], w["batch"]["decoding"])
                 seen["active"] = max(seen["active"], w["kv_cache"]["blocks_active"])
-        return seen["running"] >= 2 or not any(t.is_alive() for t in threads)
+        loaded = seen["running"] >= 2 and seen["decoding"] >= 1 and seen["active"] > 0
+        return loaded or not any(t.is_alive() for t in threads)
 
     assert wait_for(busy, timeout=20)
     for t in threads:

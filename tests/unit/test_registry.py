@@ -182,7 +182,7 @@ def test_capability_flags(registry):
     assert all(cap(m).transcription for m in ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"))
     assert all(cap(m).moderation for m in ("omni-moderation-latest", "text-moderation-latest",
                                            "text-moderation-stable"))
-    assert list(Capabilities().as_dict()) == list(CAPABILITY_NAMES) and len(CAPABILITY_NAMES) == 13
+    assert list(Capabilities().as_dict()) == list(CAPABILITY_NAMES) and len(CAPABILITY_NAMES) == 14
 
 
 def test_tokenizer_assignments(registry):

@@ -1,4 +1,6 @@
-"""Schedule maths, the shared timer, the capacity gate and Engine.run, on a fake clock."""
+"""Schedule maths, the shared timer and Engine.run with pinned timing, on a fake clock.
+
+(Admission, queueing and the step loop are tested in test_batch_scheduler.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import random
 import pytest
 
 from fakeai.engine import schedule
-from fakeai.engine.capacity import Capacity
 from fakeai.engine.clock import Ticker
 from fakeai.engine.latency import LatencyModel, Timing, noise_factor
 
@@ -57,20 +58,22 @@ class FakeTicker:
         self.now = max(self.now, when + self.lateness)
 
 
-class _Gen:
-    def __init__(self, steps: int, ttft: float, itl: float, arrival: float | None = None) -> None:
-        self.steps = steps
-        self.timing = Timing(ttft, itl)
-        self.arrival = arrival
+def _Gen(steps: int, ttft: float, itl: float, arrival: float | None = None):
+    from fakeai.engine.core import Generation
+    from fakeai.engine.output import Choice
+    from fakeai.registry import ModelRegistry
+
+    model = ModelRegistry.load().get("gpt-4o-mini")
+    return Generation(model, 1, [Choice([0] * steps, [""] * steps, "stop")], Timing(ttft, itl), arrival=arrival)
 
 
 def _engine(ticker, max_running=4):
+    """An engine whose TTFT and ITL are pinned: each request keeps its Generation's timing."""
+    from fakeai.config import Settings
     from fakeai.engine.core import Engine
+    from fakeai.registry import ModelRegistry
 
-    eng = Engine.__new__(Engine)
-    eng.ticker = ticker
-    eng.capacity = Capacity(max_running)
-    return eng
+    return Engine(Settings(ttft_ms=0, itl_ms=0, max_num_seqs=max_running), ModelRegistry.load(), ticker=ticker)
 
 
 async def _collect(eng, gen):
@@ -110,12 +113,14 @@ def test_ttft_counts_from_arrival_unless_queued():
     assert round(out[0][0] - 100.0, 6) == 0.17
 
     async def queued():
-        await eng.capacity.acquire()  # the only slot is taken
+        blocker = eng.run(_Gen(2, ttft=0.0, itl=5.0, arrival=t.now))
+        await blocker.__anext__()  # its first token is out: it holds the only slot
         gen = _Gen(1, ttft=0.2, itl=0.02, arrival=t.now - 0.03)
         task = asyncio.create_task(_collect(eng, gen))
         await asyncio.sleep(0)
+        assert eng.cluster.waiting == 1
         t.now += 1.0  # the slot frees a second later
-        eng.capacity.release()
+        await blocker.aclose()
         return await task
 
     start = t.now
@@ -127,57 +132,6 @@ def test_zero_latency_is_one_write():
     t = FakeTicker()
     out = asyncio.run(_collect(_engine(t), _Gen(128, ttft=0.0, itl=0.0)))
     assert [(s, e) for _, s, e in out] == [(0, 128)]
-
-
-def test_capacity_queues_in_fifo_order_and_hands_over_slots():
-    async def main():
-        cap = Capacity(2)
-        order = []
-
-        async def job(i, hold: asyncio.Event):
-            await cap.acquire()
-            order.append(i)
-            await hold.wait()
-            cap.release()
-
-        holds = [asyncio.Event() for _ in range(5)]
-        tasks = [asyncio.create_task(job(i, holds[i])) for i in range(5)]
-        await asyncio.sleep(0)
-        assert (cap.running, cap.waiting) == (2, 3)
-        assert order == [0, 1]
-        holds[1].set()
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        assert order == [0, 1, 2]
-        assert (cap.running, cap.waiting) == (2, 2)
-        tasks[3].cancel()  # a waiter that gives up leaves the queue
-        await asyncio.sleep(0)
-        assert cap.waiting == 1
-        for h in holds:
-            h.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        assert order == [0, 1, 2, 4]
-        assert (cap.running, cap.waiting) == (0, 0)
-
-    asyncio.run(main())
-
-
-def test_capacity_resize():
-    async def main():
-        cap = Capacity(1)
-        await cap.acquire()
-        waiter = asyncio.create_task(cap.acquire())
-        await asyncio.sleep(0)
-        assert cap.waiting == 1
-        cap.resize(2)
-        await waiter
-        assert (cap.running, cap.waiting) == (2, 0)
-        cap.resize(1)
-        cap.release()
-        cap.release()
-        assert cap.running == 0
-
-    asyncio.run(main())
 
 
 def test_ticker_groups_waiters_into_one_timer_per_slot():
