@@ -110,8 +110,8 @@ class Guard:
 
     def _public(self, path: str, method: str) -> bool:
         sec = self.sec
-        if path.startswith("/images/"):
-            return method in ("GET", "HEAD")
+        if path.startswith("/images/") or path == "/dashboard" or path.startswith("/dashboard/"):
+            return method in ("GET", "HEAD")  # unguessable image ids; the page's static files (no data)
         if path == "/health" or path.startswith("/health/"):
             return sec.public_health
         return sec.public_metrics and is_metrics(path)

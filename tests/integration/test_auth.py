@@ -64,8 +64,9 @@ def _routes() -> list[tuple[str, str]]:
 
 
 def public(path: str) -> bool:
-    """The allow-list of the default options: the health routes (``--public-health``)."""
-    return path == "/health" or path.startswith("/health/")
+    """The allow-list of the default options: the health routes (``--public-health``) and the
+    dashboard's static page and assets (its data comes from protected routes)."""
+    return path == "/health" or path.startswith(("/health/", "/dashboard"))
 
 
 def test_every_route_needs_a_key(http):
@@ -102,6 +103,12 @@ def test_every_websocket_needs_a_key(auth):
         assert asyncio.run(handshake(path, bearer(WRONG))) == 401, path
     # with a key the handshake passes the guard (and reaches routing: no such WebSocket here)
     assert asyncio.run(handshake("/v1/realtime", bearer(KEY))) != 401
+
+
+def test_the_dashboard_page_is_public_but_its_data_is_not(auth, http):
+    assert http.get("/dashboard").status_code == 200  # static page and assets, no data
+    assert http.get("/metrics/json").status_code == 401
+    assert http.get("/metrics/json", headers=bearer(KEY)).status_code == 200
 
 
 def test_keys_from_the_flag_and_the_keys_file_work_with_every_header(auth, http):
