@@ -22,12 +22,15 @@ async def create_batch(request: Request):
     state = request.app.state
     req = parse(CreateBatchRequest, await read_json(request), state.settings.strict_params)
     headers = [(k, request.headers[k]) for k in batches.FORWARDED_HEADERS if k in request.headers]
+    key_id, project_id, user_id, _ = state.usage.identity(request)
+    identity = {"api_key_id": key_id, "project_id": project_id, "user_id": user_id,
+                "authenticated": "api_key_id" in request.scope.get("state", {})}
     with service_errors():
         doc = await batches.create_batch(
             state.store, input_file_id=req.input_file_id, endpoint=req.endpoint,
             completion_window=req.completion_window, metadata=req.metadata,
             output_ttl_s=req.output_expires_after.seconds if req.output_expires_after else None,
-            headers=headers)
+            headers=headers, identity=identity)
     state.jobs.start(batches.KIND, doc["id"])
     return json_response(dumps(doc))
 

@@ -14,6 +14,10 @@ Per request, in order (each step only when its feature is on):
    detection, rate limits); its headers go in ``scope["state"]["response_headers"]``,
    which ``RequestMeta`` adds to the response.
 
+An in-process caller (the batch runner) can act as a key without holding it: it seeds
+``scope["state"]["act_as_key"]`` with the key's id (``scope["state"]["api_key_id"]`` of
+the request that created the work); no outside client can set the ASGI state.
+
 The public allow-list: ``/images/*`` (unguessable capability URLs, like OpenAI's
 signed image URLs), ``/health*`` unless ``--no-public-health``, and metrics routes with
 ``--public-metrics``. Any route added later is protected without anyone remembering to.
@@ -86,7 +90,10 @@ class Guard:
         method = scope.get("method", "GET")
         if sec.auth_on and not self._public(path, method):
             key = credential(scope["headers"])
-            if key:
+            acting = scope["state"].get("act_as_key") if "state" in scope else None
+            if acting is not None:  # an in-process caller (batch lines) acting as a key, by its id
+                record = sec.keys.get(acting)
+            elif key:
                 record = sec.keys.lookup(key)
                 if record is False:  # not verified in this process yet
                     record = await sec.keys.verify(key)

@@ -263,6 +263,11 @@ class _Run:
         self.slots = asyncio.Semaphore(runner.settings.batch_concurrency)
         marks = [(b"x-fakeai-batch-id", self.id.encode()), (b"content-type", b"application/json")]
         self.headers = marks + [(k.encode(), v.encode()) for k, v in doc["_headers"]]
+        who = doc.get("_identity") or {}
+        self.state = {"batch_id": self.id, **{k: who[k] for k in ("api_key_id", "project_id", "user_id")
+                                              if who.get(k) is not None}}
+        if who.get("authenticated"):  # the guard knew the key: lines act as it, by its id
+            self.state["act_as_key"] = who["api_key_id"]
         self.closing = False
         if doc["status"] == "cancelling":  # cancelled while it was validating
             self.stop.set()
@@ -318,7 +323,7 @@ class _Run:
         line = orjson.loads(raw)
         body = orjson.dumps(line["body"])
         try:
-            reply = await call_app(self.runner.app, "POST", line["url"], body, self.headers, {"batch_id": self.id})
+            reply = await call_app(self.runner.app, "POST", line["url"], body, self.headers, dict(self.state))
         except Exception:  # never lose a line: it fails like a 500
             log.exception("batch %s line %d failed", self.id, number)
             reply = Reply(500, {}, SERVER_ERROR)

@@ -8,8 +8,9 @@ work itself (running every line through the app, writing the output and error
 files, resuming after a restart) is ``batch_runner.BatchRunner``.
 
 Private fields of the stored document (never rendered) start with ``_``:
-``_headers`` (the creator's credentials, forwarded with every line so that
-lines run as that key), ``_outcome`` (the end state being finalized),
+``_headers`` (the creator's organization and project headers, forwarded with
+every line), ``_identity`` (the creator's API key id, project and user: lines run
+as that key, by its id, and count for it; the key itself is never stored), ``_outcome`` (the end state being finalized),
 ``_out_ids`` (the output and error file ids, fixed before they are written so
 that a resumed finalization rewrites the same files) and ``_output_ttl_s``.
 """
@@ -31,7 +32,7 @@ WINDOW_S = 24 * 3600
 MAX_LINES = 50_000
 MAX_ERRORS = 100
 UNFINISHED = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
-FORWARDED_HEADERS = ("authorization", "openai-organization", "openai-project")
+FORWARDED_HEADERS = ("openai-organization", "openai-project")
 
 
 def render(doc: Doc) -> Doc:
@@ -49,7 +50,7 @@ def empty_usage() -> Doc:
 
 async def create_batch(store: Store, *, input_file_id: str, endpoint: str, completion_window: str,
                        metadata: dict | None, output_ttl_s: int | None,
-                       headers: list[tuple[str, str]]) -> Doc:
+                       headers: list[tuple[str, str]], identity: dict) -> Doc:
     """Record a new batch (``validating``); the caller starts its job."""
     if endpoint not in BATCH_ENDPOINTS:
         raise ServiceError(400, f"Invalid value for 'endpoint': {endpoint!r}. Supported values are: "
@@ -62,7 +63,7 @@ async def create_batch(store: Store, *, input_file_id: str, endpoint: str, compl
         "created_at": now, "expires_at": now + WINDOW_S,
         "request_counts": {"total": 0, "completed": 0, "failed": 0},
         "metadata": metadata, "usage": empty_usage(),
-        "_headers": [list(h) for h in headers], "_outcome": None, "_out_ids": None,
+        "_headers": [list(h) for h in headers], "_identity": identity, "_outcome": None, "_out_ids": None,
         "_output_ttl_s": output_ttl_s,
     }
     await store.put(KIND, doc)

@@ -307,3 +307,15 @@ def test_outside_requests_cannot_pose_as_batch_lines():
 
     asyncio.run(go())
     assert seen == [(None, None), (b"batch_spoof", "batch_real")]
+
+
+def test_lines_run_as_the_creators_key_which_is_never_stored(tmp_path):
+    key = "sk-batch-owner-0123456789abcdef0123456789abcdef"
+    with run_server("--ttft", "0", "--itl", "0", "--api-key", key, "--data-dir", str(tmp_path)) as s:
+        client = openai.OpenAI(base_url=s.api_url, api_key=key, max_retries=0)
+        batch = finish(client, start(client, lines_for("/v1/chat/completions", 3)).id)
+        assert batch.status == "completed" and batch.request_counts.completed == 3
+        assert all(r["response"]["status_code"] == 200 for r in read_jsonl(client, batch.output_file_id))
+    for path in tmp_path.rglob("*"):  # the database, its WAL and every blob
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path
