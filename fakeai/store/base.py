@@ -19,6 +19,7 @@ acknowledged for Redis): callers acknowledge a client after ``await``-ing it.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -163,11 +164,30 @@ class BlobTooLarge(Exception):
         self.limit = limit
 
 
-async def as_chunks(data: AsyncIterable[bytes] | bytes) -> AsyncIterator[bytes]:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        if data:
-            yield bytes(data)
-        return
-    async for chunk in data:
-        if chunk:
+class Meter:
+    """Counts and hashes a blob's content as it streams past, refusing it past ``limit``."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.size = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    async def chunks(self, data: AsyncIterable[bytes] | bytes) -> AsyncIterator[bytes]:
+        """The non-empty chunks of ``data``, each counted; raises ``BlobTooLarge`` past the limit."""
+        source = _once(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        async for chunk in source:
+            if not chunk:
+                continue
+            self.size += len(chunk)
+            if self.limit is not None and self.size > self.limit:
+                raise BlobTooLarge(self.limit)
+            self._md5.update(chunk)
             yield chunk
+
+    @property
+    def info(self) -> BlobInfo:
+        return BlobInfo(self.size, self._md5.hexdigest())
+
+
+async def _once(data) -> AsyncIterator[bytes]:
+    yield bytes(data)

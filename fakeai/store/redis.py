@@ -17,13 +17,12 @@ Durability is Redis's: run it with ``appendonly yes`` and ``appendfsync always``
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import orjson
 
-from .base import BlobInfo, BlobTooLarge, CounterRow, Doc, Match, Page, Store, StoreError, as_chunks
+from .base import BlobInfo, CounterRow, Doc, Match, Meter, Page, Store, StoreError
 
 P = "fakeai:"
 
@@ -178,25 +177,22 @@ class RedisStore(Store):
                          limit: int | None = None) -> BlobInfo:
         r = self._r
         tmp = f"{P}b:{key}.tmp.{os.urandom(6).hex()}"
-        md5, size = hashlib.md5(usedforsecurity=False), 0
+        meter = Meter(limit)
         try:
-            async for chunk in as_chunks(chunks):
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise BlobTooLarge(limit)
-                md5.update(chunk)
+            async for chunk in meter.chunks(chunks):
                 await self._call(r.rpush(tmp, chunk))
             async with r.pipeline(transaction=True) as pipe:
-                if size:
+                info = meter.info
+                if info.size:
                     pipe.rename(tmp, f"{P}b:{key}")
                 else:
                     pipe.delete(f"{P}b:{key}")
-                pipe.hset(f"{P}bm", key, f"{size}:{md5.hexdigest()}")
+                pipe.hset(f"{P}bm", key, f"{info.size}:{info.md5}")
                 await self._call(pipe.execute())
         except BaseException:
             await r.delete(tmp)
             raise
-        return BlobInfo(size, md5.hexdigest())
+        return info
 
     async def read_blob(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         r = self._r

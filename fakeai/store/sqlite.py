@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import os
 import sqlite3
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from .base import BlobInfo, BlobTooLarge, CounterRow, Doc, Match, Page, Store, StoreError, as_chunks
+from .base import BlobInfo, CounterRow, Doc, Match, Meter, Page, Store, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -173,28 +172,18 @@ class SQLiteStore(Store):
 
     async def write_blob(self, key: str, chunks: AsyncIterable[bytes] | bytes,
                          limit: int | None = None) -> BlobInfo:
-        md5, size = hashlib.md5(usedforsecurity=False), 0
+        meter = Meter(limit)
         if self.dir is None:
-            parts = []
-            async for chunk in as_chunks(chunks):
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise BlobTooLarge(limit)
-                md5.update(chunk)
-                parts.append(chunk)
+            parts = [chunk async for chunk in meter.chunks(chunks)]
             self._mem_blobs[key] = b"".join(parts)
-            return BlobInfo(size, md5.hexdigest())
+            return meter.info
         path = self._blob_path(key)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         run = self._run
         await run(lambda: path.parent.mkdir(parents=True, exist_ok=True))
         f = await run(open, tmp, "wb")
         try:
-            async for chunk in as_chunks(chunks):
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise BlobTooLarge(limit)
-                md5.update(chunk)
+            async for chunk in meter.chunks(chunks):
                 await run(f.write, chunk)
             await run(_sync_close, f)
             await run(_replace_durably, tmp, path)
@@ -202,7 +191,7 @@ class SQLiteStore(Store):
             f.close()
             tmp.unlink(missing_ok=True)
             raise
-        return BlobInfo(size, md5.hexdigest())
+        return meter.info
 
     async def read_blob(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
         if self.dir is None:

@@ -25,17 +25,23 @@ if array("I").itemsize != 4:  # pragma: no cover - every supported platform has 
     raise ImportError("fakeai.engine.cluster.kvhash needs a 4-byte array('I')")
 
 
-def local_hashes(ids: list[int], block_size: int) -> list[int]:
-    """The local hash of each full block of ``ids``."""
+def _blocks(ids: list[int], block_size: int):
+    """Each full block of ``ids`` as little-endian u32 bytes (a view, no copy per block)."""
     full = len(ids) // block_size * block_size
     if not full:
-        return []
+        return
     buf = array("I", ids[:full] if full < len(ids) else ids)
     if sys.byteorder == "big":  # pragma: no cover
         buf.byteswap()
     view = memoryview(buf).cast("B")
     width = block_size * 4
-    return [_xxh3(view[i:i + width], seed=SEED) for i in range(0, full * 4, width)]
+    for i in range(0, full * 4, width):
+        yield view[i:i + width]
+
+
+def local_hashes(ids: list[int], block_size: int) -> list[int]:
+    """The local hash of each full block of ``ids``."""
+    return [_xxh3(block, seed=SEED) for block in _blocks(ids, block_size)]
 
 
 def chain(local: list[int], parent: int | None = None) -> list[int]:
@@ -50,17 +56,9 @@ def chain(local: list[int], parent: int | None = None) -> list[int]:
 def sequence_hashes(ids: list[int], block_size: int, parent: int | None = None) -> list[int]:
     """The sequence hash of each full block of ``ids`` (which continue after ``parent``):
     ``chain(local_hashes(ids, block_size), parent)`` in one pass."""
-    full = len(ids) // block_size * block_size
-    if not full:
-        return []
-    buf = array("I", ids[:full] if full < len(ids) else ids)
-    if sys.byteorder == "big":  # pragma: no cover
-        buf.byteswap()
-    view = memoryview(buf).cast("B")
-    width = block_size * 4
     out = []
-    for i in range(0, full * 4, width):
-        h = _xxh3(view[i:i + width], seed=SEED)
+    for block in _blocks(ids, block_size):
+        h = _xxh3(block, seed=SEED)
         parent = h if parent is None else _xxh3(_pair(parent, h), seed=SEED)
         out.append(parent)
     return out
