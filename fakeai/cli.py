@@ -88,6 +88,7 @@ def cmd_server(ns: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .serving import uvicorn_options
 
     loaded = _load(ns)
     s = loaded.settings
@@ -96,9 +97,7 @@ def cmd_server(ns: argparse.Namespace) -> int:
     except ValueError as e:  # a bad catalog file: the message names file, model and field
         raise ConfigError(str(e)) from None
     print(f"fakeai {__version__} serving on http://{s.host}:{s.port}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=s.host, port=s.port, log_config=log_config(s), log_level=None,
-                access_log=s.access_log, loop="uvloop", http="httptools", proxy_headers=False,
-                timeout_graceful_shutdown=5)
+    uvicorn.run(app, **uvicorn_options(s))
     return 0
 
 
