@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -36,6 +37,7 @@ from .services.project_keys import ProjectKeys
 from .services.scenarios import Scenarios
 from .services.vector_stores import VectorStores
 from .store import open_store
+from .telemetry import process
 from .telemetry.hub import Telemetry
 from .telemetry.overview import Overview
 from .telemetry.usage import UsageRecorder
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await usage_recorder.close()  # the last usage reaches the store
             await store.close()
 
-    app = FastAPI(
+    app = FakeAIApp(
         title="fakeai",
         version=__version__,
         description="A simulator of an OpenAI-compatible LLM inference service.",
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.vector_stores = VectorStores(app.state)
     app.state.faults = Faults(settings)  # fault rules and counts (docs/faults-and-scenarios.md)
     telemetry.collectors.append(app.state.faults.collect)
+    telemetry.collectors.append(process.collect)  # process_* series, as vLLM has them
     app.state.metrics = Overview(app.state)  # /metrics/json, history, /metrics/stream (docs/metrics-api.md)
     app.state.scenarios = Scenarios(settings)
     responses.install(app)  # stored responses, conversations, background runs
@@ -127,16 +130,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in _ROUTERS:
         app.include_router(module.router)
     app.include_router(admin.router)
-    app.add_middleware(FastPath, routes=_fast_routes(), fastapi_app=app)
+    # fakeai's own layers, outermost first, in front of FastAPI's (see FakeAIApp)
+    front = FastPath(partial(FastAPI.__call__, app), routes=_fast_routes(), fastapi_app=app)
     if settings.cassette_dir or settings.record_upstream:
-        app.add_middleware(Recorder, cassette_dir=settings.cassette_dir or f"{settings.data_dir}/cassettes",
-                           upstream=settings.record_upstream, miss=settings.replay_miss)
-    app.add_middleware(FaultGate, faults=app.state.faults, scenarios=app.state.scenarios, engine=engine)
-    app.add_middleware(Guard, security=security)
-    app.add_middleware(RequestMeta, max_body=settings.max_request_bytes, route_limits=route_limits(settings),
-                       on_oversize=security.oversize, observer=app.state.metrics.stats)
+        front = Recorder(front, cassette_dir=settings.cassette_dir or f"{settings.data_dir}/cassettes",
+                         upstream=settings.record_upstream, miss=settings.replay_miss)
+    front = FaultGate(front, faults=app.state.faults, scenarios=app.state.scenarios, engine=engine)
+    front = Guard(front, security=security)
+    app.front = RequestMeta(front, max_body=settings.max_request_bytes, route_limits=route_limits(settings),
+                            on_oversize=security.oversize, observer=app.state.metrics.stats)
     app.openapi = lambda: _openapi(app)
     return app
+
+
+class FakeAIApp(FastAPI):
+    """FastAPI with fakeai's layers in front of FastAPI's own.
+
+    Every HTTP request and WebSocket passes ``front`` (request ids and body limits,
+    the security guard, the fault gate, the recorder, then ``FastPath``); only what
+    FastPath does not answer itself reaches FastAPI's middleware stack and router.
+    FastAPI's per-request layers (error and telemetry middleware, body limit,
+    exception middleware) cost more than a hot route's whole answer
+    (docs/benchmarks.md), so the hot routes skip them: FastPath renders their
+    errors itself, and RequestMeta answers any error escaping the front with
+    OpenAI's 500 envelope.
+    """
+
+    front = None
+
+    async def __call__(self, scope, receive, send):
+        if self.front is None or scope["type"] == "lifespan":
+            return await super().__call__(scope, receive, send)
+        scope["app"] = self
+        await self.front(scope, receive, send)
 
 
 def _fast_routes() -> dict:

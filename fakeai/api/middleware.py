@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 
 from .errors import APIError, error_body
 
 _HEADER_ID = b"x-request-id"
+log = logging.getLogger("fakeai")
 
 
 class RequestMeta:
@@ -97,14 +99,19 @@ class RequestMeta:
                     raise APIError(413, _too_large(limit), code="request_too_large")
             return message
 
-        if obs is None:
-            return await self.app(scope, receive_limited, send_with_headers)
         failed = True
         try:
             await self.app(scope, receive_limited, send_with_headers)
             failed = False
+        except Exception:
+            if started:
+                raise
+            # an error that escaped every layer (routes' errors are answered where they arise)
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            await _send_500(send_with_headers)
         finally:
-            obs.end(failed)
+            if obs is not None:
+                obs.end(failed)
 
 
 def _own_limit(path: str) -> bool:
@@ -130,4 +137,12 @@ async def _send_413(send, rid: str, limit: int) -> None:
     await send({"type": "http.response.start", "status": 413, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (_HEADER_ID, rid.encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_500(send) -> None:
+    body = error_body("The server had an error while processing your request. Sorry about that!",
+                      type="server_error")
+    await send({"type": "http.response.start", "status": 500, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -171,7 +171,7 @@ class Overview:
                 "policy": {"tier": p.tier, "rpm": p.rpm, "tpm": p.tpm, "rpd": p.rpd, "tpd": p.tpd,
                            "quantum_s": p.quantum_s},
                 "rejected": st.rate_limited if st is not None else 0,
-                "keys": {k: dict(v) for k, v in sorted(st.limits.items())} if st is not None else {}}
+                "keys": st.limits_view() if st is not None else {}}
 
 
 def _worker(w, decisions: int) -> dict:

@@ -231,18 +231,27 @@ class Stats:
             if len(self.limits) >= MAX_LABELS:
                 kid = OTHER
             state = self.limits.setdefault(kid, {"model": None, "rejected": 0})
-        for k, v in headers:
-            if k.startswith(_RL_PREFIX):
-                name = k[len(_RL_PREFIX):].decode().replace("-", "_")  # limit_requests -> requests_limit
-                what, _, kind = name.partition("_")
-                value = v.decode()
-                state[f"{kind}_{what}"] = int(value) if value.isdigit() else value
+        state["headers"] = headers  # parsed when read (limits_view): ~10 us a response saved
         if tr.model is not None:
             state["model"] = tr.model
         if status == 429 and tr.ecode == "rate_limit_exceeded":
             state["rejected"] += 1
             self.rate_limited += 1
         state["updated"] = time.time()
+
+    def limits_view(self) -> dict[str, dict]:
+        """The last rate-limit state each key saw: its x-ratelimit-* headers, parsed."""
+        out = {}
+        for kid, state in sorted(self.limits.items()):
+            view = {k: v for k, v in state.items() if k != "headers"}
+            for k, v in state.get("headers") or ():
+                if k.startswith(_RL_PREFIX):
+                    name = k[len(_RL_PREFIX):].decode().replace("-", "_")  # limit_requests -> requests_limit
+                    what, _, kind = name.partition("_")
+                    value = v.decode()
+                    view[f"{kind}_{what}"] = int(value) if value.isdigit() else value
+            out[kid] = view
+        return out
 
     # -- records ----------------------------------------------------------------------
     def observe(self, r) -> None:
