@@ -21,7 +21,7 @@ def uvicorn_options(s: Settings) -> dict[str, Any]:
 
     limits = Limits(header_timeout_s=s.header_timeout_s, max_header_bytes=s.max_header_bytes,
                     max_connections=s.max_connections, request_timeout_s=s.request_timeout_s)
-    return dict(host=s.host, port=s.port, log_config=log_config(s), log_level=None,
-                access_log=s.access_log, loop="uvloop", http=functools.partial(Protocol, limits=limits),
-                proxy_headers=False, timeout_graceful_shutdown=5, timeout_keep_alive=s.keep_alive_timeout_s,
-                backlog=s.listen_backlog, limit_concurrency=None)
+    return {"host": s.host, "port": s.port, "log_config": log_config(s), "log_level": None,
+            "access_log": s.access_log, "loop": "uvloop", "http": functools.partial(Protocol, limits=limits),
+            "proxy_headers": False, "timeout_graceful_shutdown": 5, "timeout_keep_alive": s.keep_alive_timeout_s,
+            "backlog": s.listen_backlog, "limit_concurrency": None}  # (max_connections: the protocol's own)

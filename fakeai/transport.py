@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with coalesced writes: one ``send`` system call per burst.
+"""Coalesced writes: one ``send`` system call per burst (used by ``fakeai.httpproto.Protocol``).
 
 uvicorn writes a response's head and its body with two ``transport.write`` calls,
 and uvloop turns each into a system call at once: on a small non-streaming answer
@@ -12,8 +12,6 @@ the current loop iteration; closing or aborting flushes or drops what is pending
 from __future__ import annotations
 
 import asyncio
-
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CoalescingTransport:
@@ -65,9 +63,3 @@ class CoalescingTransport:
     def __getattr__(self, name: str):
         return getattr(self._transport, name)
 
-
-class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a ``CoalescingTransport``."""
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))

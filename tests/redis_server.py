@@ -23,27 +23,57 @@ def ensure_redis_server() -> str:
     return path
 
 
+class RedisServer:
+    """A redis-server on a fixed port and directory that a test may stop and start again
+    (the same port and data: an outage and a recovery, as clients see them)."""
+
+    def __init__(self, durable: bool = True) -> None:
+        self.binary = ensure_redis_server()
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._workdir = tempfile.TemporaryDirectory(prefix="fakeai-redis-")
+        self.dir = self._workdir.name
+        self.args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", ""]
+        self.args += ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        _wait_ready(self.port, self.proc)
+
+    def stop(self) -> None:
+        """Shut it down (SIGTERM: with appendonly, every acknowledged write is on disk)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._workdir.cleanup()
+
+
+@contextmanager
+def redis_server(durable: bool = True):
+    """A started ``RedisServer``, stopped and removed afterwards."""
+    server = RedisServer(durable)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
 @contextmanager
 def run_redis(durable: bool = True):
     """Start redis-server on a free port (append-only, fsync always when ``durable``);
     yield its URL; stop it afterwards."""
-    binary = ensure_redis_server()
-    port = free_port()
-    workdir = tempfile.TemporaryDirectory(prefix="fakeai-redis-")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir.name, "--save", ""]
-    args += ["--appendonly", "yes", "--appendfsync", "always"] if durable else ["--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(port, proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        workdir.cleanup()
+    with redis_server(durable) as server:
+        yield server.url
 
 
 def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:

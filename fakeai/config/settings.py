@@ -20,6 +20,27 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        if v != "auto" and v < 1:
+            raise ValueError("workers must be at least 1 (or 'auto')")
+        return v
+
+    @model_validator(mode="after")
+    def _workers_share_a_store(self):
+        if self.workers != 1 and self.store == "memory":
+            raise ValueError("workers: several processes cannot share the memory store; use the default "
+                             "sqlite store (or redis)")
+        return self
+
+    @property
+    def process_count(self) -> int:
+        """``workers`` as a number of processes."""
+        import os
+
+        return (os.cpu_count() or 1) if self.workers == "auto" else self.workers
+
     # -- server ---------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on (0 = any free port).")
@@ -27,6 +48,37 @@ class Settings(BaseModel):
     access_log: bool = Field(False, description="Log every request line (costs throughput).")
     max_request_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest accepted request body; larger gets 413."
+    )
+    workers: int | Literal["auto"] = Field(
+        1, description="Server processes sharing the listening socket ('auto': one per core). Each simulates "
+        "its own share of the cluster; stored resources, rate limits, keys and run-time changes are shared "
+        "through the store, and a metrics scrape of any process sees the sum (docs/operations.md)."
+    )
+
+    # -- server limits (fakeai/httpproto.py) --------------------------------------
+    header_timeout_s: float = Field(
+        10.0, ge=0, le=3600, description="Seconds a connection has to deliver a whole request head, from "
+        "its opening or from the first byte of a later request; then 408 and closed (slowloris). 0: no limit."
+    )
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest request head (request line and "
+        "headers); larger gets 431 and the connection closed."
+    )
+    keep_alive_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds an idle keep-alive connection stays open. Longer than "
+        "clients' own idle timeouts (httpx 5 s, aiohttp 15 s), so that the client closes it first."
+    )
+    max_connections: int = Field(
+        0, ge=0, description="Most open connections (or requests in flight) per server process; a request "
+        "beyond gets 503 in OpenAI's envelope and its connection closed. 0: no limit."
+    )
+    listen_backlog: int = Field(
+        2048, ge=1, le=65535, description="Connections the kernel queues before the server accepts them "
+        "(listen backlog, capped by net.core.somaxconn)."
+    )
+    request_timeout_s: float = Field(
+        0.0, ge=0, le=86400, description="Seconds a request may wait for its response to start (a whole "
+        "non-streamed answer; a stream starts at once); then 504 in OpenAI's envelope. 0: no limit."
     )
 
     # -- models ---------------------------------------------------------------

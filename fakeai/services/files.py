@@ -15,6 +15,11 @@ after the file part: ``write_content`` streams the bytes to the store (checking
 JSONL as they pass when the purpose is already known), then ``finish_file``
 checks what is left to check and records the file. Nothing is acknowledged
 before both the blob and the document are durably written.
+
+A crash between the two must not leave bytes that no file owns: ``write_content``
+first records a ``file.pending`` note naming the writing process, ``finish_file`` and
+``discard`` remove it, and at start-up ``sweep_pending`` deletes the bytes of every note
+whose process is gone (a process of this host that exited, or any note a day old).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from ..store import BlobTooLarge, Doc, Page, Store
+from ..store import BlobTooLarge, Doc, Page, Store, StoreError
 from .errors import ServiceError, not_found
+from .jobs import dead_here, process_owner
 from .jsonl import LineCheck, lines_of
 
 KIND = "file"
@@ -35,6 +41,8 @@ CHECKED_PURPOSES = ("batch", "fine-tune")  # JSONL validated on upload
 MIN_TTL_S, MAX_TTL_S = 3600, 30 * 86400
 BATCH_FILE_TTL_S = 30 * 86400  # OpenAI: batch files expire after 30 days unless told otherwise
 CHUNK = 1 << 20  # what a blob is written in: fewer, larger writes
+PENDING = "file.pending"  # bytes being written for a file not recorded yet
+PENDING_MAX_AGE_S = 86400  # a note this old is stale whoever wrote it (a replica on another host)
 
 
 def new_id(prefix: str) -> str:
@@ -126,10 +134,17 @@ async def write_content(store: Store, chunks: AsyncIterable[bytes] | bytes, *, l
     check = LineCheck(purpose) if purpose in CHECKED_PURPOSES else None
     if check is not None:
         stream = _checked(stream, check)
+    await store.put(PENDING, {"id": file_id, "owner": process_owner(), "created_at": int(time.time())})
     try:
         info = await store.write_blob(file_id, stream, limit=limit)
-    except BlobTooLarge as e:
-        raise too_large(e.limit) from None
+    except BaseException as e:
+        try:
+            await store.delete(PENDING, file_id)
+        except StoreError:
+            pass  # swept at the next start
+        if isinstance(e, BlobTooLarge):
+            raise too_large(e.limit) from None
+        raise
     return Content(file_id, info.size, info.md5, purpose if check is not None else None)
 
 
@@ -151,7 +166,7 @@ async def finish_file(store: Store, content: Content, *, filename: str, purpose:
         if content.checked != purpose:
             await check_content(store, content.id, purpose)
     except ServiceError:
-        await store.delete_blob(content.id)
+        await discard(store, content)
         raise
     now = int(time.time()) if created_at is None else created_at
     if expires_after_s is None and purpose == "batch":
@@ -162,11 +177,27 @@ async def finish_file(store: Store, content: Content, *, filename: str, purpose:
         doc["expires_at"] = now + expires_after_s
     doc["_md5"] = content.md5
     await store.put(KIND, doc)
+    await store.delete(PENDING, content.id)
     return public(doc)
 
 
 async def discard(store: Store, content: Content) -> None:
     await store.delete_blob(content.id)
+    await store.delete(PENDING, content.id)
+
+
+async def sweep_pending(store: Store) -> int:
+    """Delete the bytes of files whose writer died before recording them (see the module
+    notes); returns how many. Run at start-up."""
+    now, swept = time.time(), 0
+    stale = [d async for d in store.scan(PENDING)
+             if dead_here(d["owner"]) or now - d["created_at"] > PENDING_MAX_AGE_S]
+    for note in stale:
+        if await store.get(KIND, note["id"]) is None:
+            await store.delete_blob(note["id"])
+            swept += 1
+        await store.delete(PENDING, note["id"])
+    return swept
 
 
 async def create_file(store: Store, data: AsyncIterable[bytes] | bytes, *, filename: str, purpose: str,

@@ -25,6 +25,38 @@ log = logging.getLogger("fakeai.jobs")
 Runner = Callable[[str], Awaitable[None]]
 
 
+_owner: tuple[int, str] | None = None  # (pid, name) of this process
+
+
+def process_owner() -> str:
+    """This process's owner name ("host:pid:token"), the same for the process's life; see ``dead_here``."""
+    global _owner
+    pid = os.getpid()
+    if _owner is None or _owner[0] != pid:
+        _owner = (pid, f"{os.uname().nodename}:{pid}:{os.urandom(3).hex()}")
+    return _owner[1]
+
+
+def dead_here(owner: str) -> bool:
+    """Whether ``owner`` (a ``process_owner``, or one with a ``:suffix``) was a process of
+    this host that has exited: its pid is gone, or is this process's under another name
+    (a restarted container gets the same pid)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != os.uname().nodename or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        me = process_owner()
+        return owner != me and not owner.startswith(me + ":")
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @dataclass(slots=True)
 class _Kind:
     run: Runner
@@ -34,8 +66,7 @@ class _Kind:
 class Jobs:
     def __init__(self, store: Store, lease_s: float = 10.0, rescan_s: float = 5.0) -> None:
         self.store = store
-        self.host = os.uname().nodename
-        self.owner = f"{self.host}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.owner = f"{process_owner()}:{os.urandom(2).hex()}"  # one per runner (tests run several)
         self.lease_s = lease_s
         self.rescan_s = rescan_s
         self._kinds: dict[str, _Kind] = {}
@@ -62,13 +93,17 @@ class Jobs:
     async def _hold_and_run(self, kind: str, id: str) -> None:
         name = f"job:{kind}:{id}"
         store = self.store
-        if not await store.claim(name, self.owner, self.lease_s):
-            holder = await store.lease_holder(name)
-            if holder is None or not self._dead_here(holder):
-                return
-            if not await store.claim(name, self.owner, self.lease_s, takeover=holder):
-                return
-            log.info("took %s %s over from %s, which is no longer running", kind, id, holder)
+        try:
+            if not await store.claim(name, self.owner, self.lease_s):
+                holder = await store.lease_holder(name)
+                if holder is None or not dead_here(holder):
+                    return
+                if not await store.claim(name, self.owner, self.lease_s, takeover=holder):
+                    return
+                log.info("took %s %s over from %s, which is no longer running", kind, id, holder)
+        except StoreError as e:  # the next scan tries again
+            log.warning("could not take %s %s: %s", kind, id, e)
+            return
         work = asyncio.ensure_future(self._kinds[kind].run(id))
         try:
             while not work.done():
@@ -78,29 +113,19 @@ class Jobs:
                     work.cancel()
             work.result()
         except asyncio.CancelledError:
-            work.cancel()
             raise
+        except StoreError as e:  # the job stopped where it was; a later scan resumes it
+            log.warning("%s %s paused, the store failed: %s", kind, id, e)
         except Exception:
             log.exception("%s %s failed", kind, id)
         finally:
+            if not work.done():  # this process cannot vouch for its lease any more
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
             try:
                 await store.release(name, self.owner)
             except StoreError:
                 pass
-
-    def _dead_here(self, holder: str) -> bool:
-        """Whether ``holder`` was a process of this host that has exited."""
-        host, _, rest = holder.partition(":")
-        pid = rest.partition(":")[0]
-        if host != self.host or not pid.isdigit() or int(pid) == os.getpid():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
 
     async def resume(self) -> None:
         """Start every unfinished job of every registered kind."""
@@ -118,6 +143,8 @@ class Jobs:
                 await self.resume()
             except StoreError as e:
                 log.warning("job scan failed: %s", e)
+            except Exception:  # keep scanning whatever one round hit
+                log.exception("job scan failed")
             await asyncio.sleep(self.rescan_s)
 
     async def stop(self) -> None:

@@ -5,7 +5,9 @@ Layout (all keys under ``fakeai:``):
 * ``d:<kind>`` hash id -> JSON document; ``o:<kind>:<parent>`` sorted set of ids by
   insertion sequence (``seq`` counter); ``p:<kind>`` hash id -> parent.
 * ``b:<key>`` list of content chunks, ``bm`` hash key -> size:md5 (written under a
-  temporary name and renamed, so readers see whole blobs).
+  temporary name and renamed, so readers see whole blobs). ``bw:<key>`` set of the
+  temporary names being written for a key, so that ``delete_blob`` removes the partial
+  blob of a writer that died; both expire an hour after the last chunk in any case.
 * ``c:<kind>:<ts>:<key>`` hash field -> sum; ``ci:<kind>`` sorted set of "<ts>|<key>" by ts.
 * ``l:<name>`` lease value owner, with a TTL.
 
@@ -25,6 +27,9 @@ import orjson
 from .base import BlobInfo, CounterRow, Doc, Match, Meter, Page, Store, StoreError
 
 P = "fakeai:"
+CONNECT_TIMEOUT_S = 2.0
+REPLY_TIMEOUT_S = 5.0
+TMP_TTL_MS = 3_600_000  # a blob being written lives this long after its last chunk unless completed
 
 _PUT = """
 local d, p, o_prefix, seqkey = KEYS[1], KEYS[2], ARGV[4], KEYS[3]
@@ -70,9 +75,18 @@ class RedisStore(Store):
 
     async def open(self) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+        from redis.exceptions import ConnectionError as LostConnection
 
         self._errors = (aioredis.RedisError, OSError)
-        self._r = aioredis.from_url(self.url, decode_responses=False, health_check_interval=10)
+        # An outage surfaces within seconds as StoreError (503), never as a hang: bounded
+        # connects and replies; a dropped connection (a pooled one after a Redis restart) is
+        # redialled twice within ~0.2 s, a timeout is not retried (a hung server stays hung).
+        self._r = aioredis.from_url(self.url, decode_responses=False, health_check_interval=10,
+                                    socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=REPLY_TIMEOUT_S,
+                                    retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 2,
+                                                supported_errors=(LostConnection,)))
         try:
             await self._r.ping()
         except self._errors as e:
@@ -176,21 +190,34 @@ class RedisStore(Store):
     async def write_blob(self, key: str, chunks: AsyncIterable[bytes] | bytes,
                          limit: int | None = None) -> BlobInfo:
         r = self._r
-        tmp = f"{P}b:{key}.tmp.{os.urandom(6).hex()}"
+        tmp, writing = f"{P}b:{key}.tmp.{os.urandom(6).hex()}", f"{P}bw:{key}"
         meter = Meter(limit)
         try:
             async for chunk in meter.chunks(chunks):
-                await self._call(r.rpush(tmp, chunk))
+                async with r.pipeline(transaction=False) as pipe:  # one round trip
+                    pipe.rpush(tmp, chunk)
+                    pipe.sadd(writing, tmp)
+                    pipe.pexpire(tmp, TMP_TTL_MS)  # (renaming keeps an expiry: PERSIST below)
+                    pipe.pexpire(writing, TMP_TTL_MS)
+                    await self._call(pipe.execute())
             async with r.pipeline(transaction=True) as pipe:
                 info = meter.info
                 if info.size:
                     pipe.rename(tmp, f"{P}b:{key}")
+                    pipe.persist(f"{P}b:{key}")
                 else:
                     pipe.delete(f"{P}b:{key}")
                 pipe.hset(f"{P}bm", key, f"{info.size}:{info.md5}")
+                pipe.srem(writing, tmp)
                 await self._call(pipe.execute())
         except BaseException:
-            await r.delete(tmp)
+            try:
+                async with r.pipeline(transaction=True) as pipe:
+                    pipe.delete(tmp)
+                    pipe.srem(writing, tmp)
+                    await pipe.execute()
+            except self._errors:  # Redis is gone: the expiry removes it
+                pass
             raise
         return info
 
@@ -212,8 +239,9 @@ class RedisStore(Store):
         return None if meta is None else int(meta.split(b":")[0])
 
     async def delete_blob(self, key: str) -> None:
+        partial = await self._call(self._r.smembers(f"{P}bw:{key}"))  # writes cut short
         async with self._r.pipeline(transaction=True) as pipe:
-            pipe.delete(f"{P}b:{key}")
+            pipe.delete(f"{P}b:{key}", f"{P}bw:{key}", *partial)
             pipe.hdel(f"{P}bm", key)
             await self._call(pipe.execute())
 

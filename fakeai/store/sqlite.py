@@ -54,10 +54,15 @@ class SQLiteStore(Store):
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except sqlite3.Error as e:
             raise StoreError(f"store: {e}") from e
+        except OSError as e:  # disk full, I/O error (a missing blob is the caller's KeyError)
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise StoreError(f"store: {e}") from e
 
     def _connect(self) -> None:
         if self.dir is not None:
             (self.dir / "blobs").mkdir(parents=True, exist_ok=True)
+            _remove_dead_writers_files(self.dir / "blobs")
             path = str(self.dir / "fakeai.sqlite3")
         else:
             path = ":memory:"
@@ -280,3 +285,24 @@ def _replace_durably(tmp: Path, path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _remove_dead_writers_files(blobs: Path) -> None:
+    """Delete the temporary files of blob writes whose process died (``.<name>.<pid>.<ns>.tmp``):
+    a crash mid-write leaves one; a live process sharing the directory keeps its own."""
+    for tmp in blobs.glob("*/.*.tmp"):
+        pid = tmp.name.rsplit(".", 3)[-3]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier process's number, reused: this one has written nothing yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

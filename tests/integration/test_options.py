@@ -54,6 +54,8 @@ COVERAGE = {
     "access_log": ["test_host_port_log_level_and_access_log_from_env",
                    "TestRequestOptions::test_log_level_debug_without_access_log"],
     "max_request_bytes": ["TestRequestOptions::test_max_request_bytes"],
+    "workers": ["tests/integration/test_workers.py::test_one_scrape_sees_every_process",
+                "tests/integration/test_workers.py::test_rate_limits_and_files_are_shared"],
     "allow_any_model": ["TestRequestOptions::test_allow_any_model"],
     "models_file": ["TestRequestOptions::test_models_file_adds_models"],
     "strict_params": ["TestRequestOptions::test_strict_params"],
@@ -143,6 +145,14 @@ COVERAGE = {
     "record_upstream": ["tests/integration/test_record_replay.py::test_recording_passes_the_upstream_through"],
     "cassette_dir": ["tests/integration/test_record_replay.py::test_replay_gives_identical_bytes_and_similar_timing"],
     "replay_miss": ["tests/integration/test_record_replay.py::test_replay_can_fall_back_to_generation"],
+    "header_timeout_s": ["tests/reliability/test_hardening.py::test_slowloris_is_cut_after_the_header_timeout_while_others_are_served",
+                         "tests/reliability/test_hardening.py::test_an_idle_connection_is_closed_without_an_answer"],
+    "max_header_bytes": ["tests/reliability/test_hardening.py::test_an_oversized_head_gets_431_and_the_server_keeps_serving",
+                         "tests/reliability/test_hardening.py::test_a_head_under_the_limit_is_served_whatever_the_body_size"],
+    "keep_alive_timeout_s": ["tests/reliability/test_hardening.py::test_an_idle_keep_alive_connection_is_closed_after_the_timeout"],
+    "max_connections": ["tests/reliability/test_hardening.py::test_connections_over_the_limit_get_503_in_openais_envelope"],
+    "listen_backlog": ["tests/reliability/test_hardening.py::test_the_listen_backlog_bounds_the_kernels_accept_queue"],
+    "request_timeout_s": ["tests/reliability/test_hardening.py::test_request_timeout_answers_504_but_never_cuts_a_started_stream"],
 }
 
 
