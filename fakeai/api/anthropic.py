@@ -336,7 +336,7 @@ def _signature(model_id: str, thinking: str) -> str:
 
 # -- routes --------------------------------------------------------------------------------
 
-@router.post("/v1/messages", openapi_extra=request_body(MessagesRequest))
+@router.post("/v1/messages", openapi_extra=request_body(MessagesRequest), **common.SSE)
 async def create_message(request: Request):
     return await _answer(request, _create_message)
 
@@ -384,7 +384,7 @@ async def _create_message(request: Request) -> Response:
     if req.stream:
         return common.sse_response(anthropic_stream.stream(engine, gen, meta,
                                                            metering.on_stream_close(request, gen, model.id)))
-    await engine.complete(gen)
+    await common.held(request, engine.complete(gen))
     metering.record_generation(request, gen, model.id)
     return common.json_response(render_message(choice, anthropic_stream.usage(gen), meta))
 

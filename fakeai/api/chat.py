@@ -37,7 +37,7 @@ def _params(req: ChatCompletionRequest, raw: dict) -> GenParams:
     )
 
 
-@router.post("/v1/chat/completions", openapi_extra=_REQUEST_SCHEMA)
+@router.post("/v1/chat/completions", openapi_extra=_REQUEST_SCHEMA, **common.SSE)
 async def create_chat_completion(request: Request):
     app = request.app.state
     raw = await read_json(request)
@@ -77,7 +77,7 @@ async def create_chat_completion(request: Request):
         if req.store:  # kept once the whole completion has been sent
             events = chat_stored.then(events, lambda: chat_stored.save(app, render_completion(gen, meta), req))
         return common.sse_response(events)
-    await engine.complete(gen)
+    await common.held(request, engine.complete(gen))
     metering.record_generation(request, gen, req.model)
     body = render_completion(gen, meta)
     if req.store:

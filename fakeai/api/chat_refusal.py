@@ -33,7 +33,7 @@ async def respond(request, engine: Engine, gen: Generation, meta: dict, stream: 
     await settle(request, gen.prompt_tokens + gen.completion_tokens)
     if stream:
         return common.sse_response(_stream(engine, gen, meta, include_usage))
-    await engine.complete(gen)
+    await common.held(request, engine.complete(gen))
     return common.json_response(dumps({
         "id": meta["id"], "object": "chat.completion", "created": meta["created"], "model": meta["model"],
         "choices": [{"index": i, "message": {"role": "assistant", "content": None, "refusal": REFUSAL,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
 
 import orjson
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from ..engine.cluster.router import Hints
 from ..engine.core import Engine, Generation
 from .errors import APIError
-from .fastpath import SSEResponse
+from .fastpath import SSEResponse, cancel_on_disconnect
 
 DONE = b"data: [DONE]\n\n"
 dumps = orjson.dumps
@@ -103,8 +105,57 @@ def route_hints(request) -> Hints | None:
                        found.get(b"x-fakeai-overlap-weight"), found.get(b"x-fakeai-router-temperature"))
 
 
+_SSE_EVENT = {"type": "object", "required": ["data"],
+              "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"}}}
+
+
+def produces(*media_types: str, json: bool = True) -> dict:
+    """Route keyword arguments that document (in /openapi.json) what a success is sent as:
+    JSON unless ``json=False``, and each of ``media_types`` (``text/event-stream``: one
+    ``data:`` event at a time)."""
+    content = {m: {"itemSchema": _SSE_EVENT} if m == "text/event-stream" else {"schema": {"type": "string"}}
+               for m in media_types}
+    kw: dict = {"responses": {200: {"content": content}}}
+    if not json:
+        kw["response_class"] = Response
+    return kw
+
+
+SSE = produces("text/event-stream")  # JSON, or a stream when the request asks for one
+
+
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
+
+
+WATCH_AFTER_S = 0.05  # a request answered sooner than this never pays for a disconnect watcher
+
+
+async def held(request, awaitable):
+    """Await a non-streaming answer, cancelling it if the client leaves meanwhile (the engine
+    then records the request as aborted and frees its slot, as vLLM's ``with_cancellation``
+    does); raises ``ClientDisconnect`` in that case. A watcher task on the connection starts
+    only once the answer has taken ``WATCH_AFTER_S``: a quick answer costs one timer."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    watcher = None
+
+    def watch() -> None:
+        nonlocal watcher
+        watcher = loop.create_task(cancel_on_disconnect(request.receive, task))
+
+    handle = loop.call_later(WATCH_AFTER_S, watch)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if watcher is None or not watcher.done() or watcher.cancelled() or not watcher.result():
+            raise  # cancelled by the server, not by a disconnect
+        task.uncancel()
+        raise ClientDisconnect() from None
+    finally:
+        handle.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 def sse_response(events: AsyncIterator[bytes]) -> SSEResponse:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from ..engine.errors import EngineError
@@ -96,7 +97,18 @@ def validation_error(exc: ValidationError | RequestValidationError, prefix: tupl
     return APIError(400, msg, param=param, code=code)
 
 
+def store_unavailable(exc: StoreError) -> Response:
+    """The answer to a request whose store failed (Redis gone, disk full): 503, retry soon."""
+    log.error("store unavailable: %s", exc)
+    return error_response(503, "The server's storage is temporarily unavailable; please retry.",
+                          type="server_error", code="service_unavailable", headers={"retry-after": "1"})
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_: Request, exc: ClientDisconnect) -> Response:
+        return Response(status_code=499)  # the client left mid-body or while waiting: nobody to answer
+
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
         return error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
@@ -107,9 +119,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store_error(_: Request, exc: StoreError) -> Response:
-        log.error("store unavailable: %s", exc)
-        return error_response(503, "The server's storage is temporarily unavailable; please retry.",
-                              type="server_error", code="service_unavailable", headers={"retry-after": "1"})
+        return store_unavailable(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -124,6 +134,12 @@ def install(app: FastAPI) -> None:
             msg = f"Method {request.method} is not allowed for {request.url.path}"
         else:
             msg = str(exc.detail)
+        if request.url.path.startswith("/v1/messages"):  # Anthropic's clients read Anthropic's envelope
+            kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+            rid = request.scope.get("state", {}).get("request_id", "")
+            body = orjson.dumps({"type": "error", "error": {"type": kind, "message": msg}, "request_id": rid})
+            return Response(body, status_code=exc.status_code, media_type="application/json",
+                            headers={**(getattr(exc, "headers", None) or {}), "request-id": rid})
         return error_response(exc.status_code, msg, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -18,15 +18,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..engine.errors import EngineError
-from .errors import APIError, error_response
+from ..store.base import StoreError
+from .errors import APIError, error_response, store_unavailable
 
 log = logging.getLogger("fakeai")
 
 Handler = Callable[[Request], Awaitable[Response]]
+CLIENT_GONE = 499  # nginx's "client closed request": what the metrics count for a client that left
 
 
 class FastPath:
@@ -53,6 +55,10 @@ async def _answer(handler: Handler, request: Request) -> Response:
         return error_response(e.status, e.message, e.type, e.param, e.code, e.headers)
     except EngineError as e:
         return error_response(e.status, e.message, e.type, e.param, e.code)
+    except StoreError as e:  # store=true with the store down
+        return store_unavailable(e)
+    except ClientDisconnect:  # the client left mid-body or while waiting: nobody to answer
+        return Response(status_code=CLIENT_GONE)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "The server had an error while processing your request. Sorry about that!",
@@ -80,7 +86,7 @@ class SSEResponse(Response):
 
     async def __call__(self, scope, receive, send) -> None:
         task = asyncio.current_task()
-        watcher = asyncio.ensure_future(_cancel_on_disconnect(receive, task))
+        watcher = asyncio.ensure_future(cancel_on_disconnect(receive, task))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
             async for chunk in self.events:
@@ -95,7 +101,7 @@ class SSEResponse(Response):
             await self.events.aclose()  # runs the generator's cleanup (frees the engine slot)
 
 
-async def _cancel_on_disconnect(receive, task: asyncio.Task) -> bool:
+async def cancel_on_disconnect(receive, task: asyncio.Task) -> bool:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

@@ -20,7 +20,7 @@ from ..services import vector_stores
 from ..services.responses import RESPONSE_JOB, UNFINISHED, Live, ResponseStore, page_list
 from . import chaos, common, metering
 from .body import parse, read_json, request_body
-from .common import dumps, json_response, new_id, now, sse_response
+from .common import SSE, dumps, json_response, new_id, now, sse_response
 from .errors import APIError
 from .listing import cursor, list_object
 from .responses_input import prompt_ids
@@ -109,7 +109,7 @@ async def _grow(state, plan: Plan, final: dict) -> None:
         await state.responses.add_items(plan.conversation, plan.items + final["output"])
 
 
-@router.post("/v1/responses", openapi_extra=_REQUEST_SCHEMA)
+@router.post("/v1/responses", openapi_extra=_REQUEST_SCHEMA, **SSE)
 async def create_response(request: Request):
     state = request.app.state
     raw = await read_json(request)
@@ -147,7 +147,7 @@ async def create_response(request: Request):
     if req.stream:
         return sse_response(stream(engine, gen, StreamPlan(final, trace), finish,
                                    metering.on_stream_close(request, gen, req.model)))
-    await engine.complete(gen)
+    await common.held(request, engine.complete(gen))
     metering.record_generation(request, gen, req.model)
     return json_response(dumps(await finish()))
 
@@ -310,7 +310,7 @@ async def _follow(state, id: str, start: int) -> AsyncIterator[bytes]:
         await asyncio.sleep(_CHECK_EVERY_S / 4)  # run by another process: wait for its end
 
 
-@router.get("/v1/responses/{response_id}", openapi_extra=_ID)
+@router.get("/v1/responses/{response_id}", openapi_extra=_ID, **SSE)
 async def retrieve_response(request: Request):
     state = request.app.state
     id = request.path_params["response_id"]

@@ -123,7 +123,11 @@ def _word_numpy(framed: str) -> tuple[int, tuple[tuple[int, ...], ...]]:
 
 _STOP_HASHES = frozenset(word_hash(w) for w in _E._STOPWORDS.split())
 
-_CACHE_SIZE = 1 << 16
+# An entry holds every n-gram hash of its word as Python ints: ~1.5 KB for a common word,
+# ~4 KB for a 32-character one. Bounded in entries and by not keeping long words (ids, hashes:
+# rarely seen twice), the cache stays under ~25 MB whatever the traffic.
+_CACHE_SIZE = 8192
+_CACHE_WORD_MAX = 24  # framed characters
 #: framed word -> (word hash, stopword factor, n-gram hashes per n)
 _cache: dict[str, tuple[int, float, tuple[tuple[int, ...], ...]]] = {}
 
@@ -138,9 +142,10 @@ def _entry(before: str, word: str, after: str):
             h, grams = word_hash(word), _grams(framed)
         stop = _E._W_STOP if (_IS_PUNCT.match(word) or h in _STOP_HASHES) else 1.0
         e = (h, stop, grams)
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.clear()
-        _cache[framed] = e
+        if len(framed) <= _CACHE_WORD_MAX:
+            if len(_cache) >= _CACHE_SIZE:
+                _cache.clear()
+            _cache[framed] = e
     return e
 
 

@@ -275,3 +275,16 @@ def test_max_passage_tokens_caps_each_passage():
 def test_sigmoid_maps_logits_to_probabilities():
     s = E.sigmoid(np.array([-30.0, 0.0, 30.0]))
     np.testing.assert_allclose(s, [0.0, 0.5, 1.0], atol=1e-12)
+
+
+def test_the_word_cache_stays_bounded_under_unique_words():
+    from fakeai.engine import embed_fast as F
+
+    F._cache.clear()
+    keys: list[int] = []
+    weights: list[float] = []
+    for i in range(3 * F._CACHE_SIZE // 100):
+        words = " ".join(f"w{i}x{j}" for j in range(100))  # short unique words: cached, then cleared
+        F.text_features(words + f" {'id' * 20}{i}", keys, weights)  # a long one: never cached
+        assert len(F._cache) <= F._CACHE_SIZE
+    assert F._cache and all(len(k) <= F._CACHE_WORD_MAX for k in F._cache)
