@@ -104,7 +104,8 @@ def _check_text(param: str, text: str, required: bool) -> None:
                        param=param, code="string_above_max_length")
 
 
-@router.post("/v1/audio/speech", openapi_extra=request_body(SpeechRequest))
+@router.post("/v1/audio/speech", openapi_extra=request_body(SpeechRequest),
+             **common.produces("audio/*", "text/event-stream", json=False))
 async def create_speech(request: Request):
     app = request.app.state
     req = parse(SpeechRequest, await read_json(request), app.settings.strict_params)
@@ -231,7 +232,8 @@ def _check_format(fmt: str, model: ModelDef, model_id: str) -> None:
                        param="response_format", code="unsupported_value")
 
 
-@router.post("/v1/audio/transcriptions", openapi_extra=_multipart(TranscriptionRequest))
+@router.post("/v1/audio/transcriptions", openapi_extra=_multipart(TranscriptionRequest),
+             **common.produces("text/plain", "text/event-stream"))
 async def create_transcription(request: Request):
     app = request.app.state
     fields, filename = await _form(request)
@@ -254,7 +256,8 @@ async def create_transcription(request: Request):
                          words="word" in granularity, segments="segment" in granularity)
 
 
-@router.post("/v1/audio/translations", openapi_extra=_multipart(TranslationRequest))
+@router.post("/v1/audio/translations", openapi_extra=_multipart(TranslationRequest),
+             **common.produces("text/plain"))
 async def create_translation(request: Request):
     app = request.app.state
     fields, filename = await _form(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
@@ -9,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from ..engine.core import Choice, Engine, GenParams, Generation, script_timing_and_usage
 from ..engine.latency import Timing
-from ..engine.logprobs import completion_logprobs
+from ..engine.logprobs import chat_logprobs, completion_logprobs
 from ..engine.output import OutputSpec
 from ..schemas.common import stop_tuple
 from ..schemas.completions import CompletionRequest
@@ -48,7 +50,7 @@ def _prompts(prompt, tok) -> list[tuple[str, list[int]]]:
     return out
 
 
-@router.post("/v1/completions", openapi_extra=_REQUEST_SCHEMA)
+@router.post("/v1/completions", openapi_extra=_REQUEST_SCHEMA, **common.SSE)
 async def create_completion(request: Request):
     app = request.app.state
     raw = await read_json(request)
@@ -75,13 +77,15 @@ async def create_completion(request: Request):
     await settle(request, gen.prompt_tokens + gen.completion_tokens + gen.unreturned_tokens)
     meta = {"id": common.new_id("cmpl-"), "model": req.model, "created": common.now(),
             "fp": common.fingerprint(model.id)}
+    scored = _scored_prompts(engine.tokenizer(model), prompts, req.n, req.logprobs) \
+        if req.echo and req.logprobs is not None else None
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return common.sse_response(_stream(engine, gen, meta, include_usage, texts if req.echo else None,
+        return common.sse_response(_stream(engine, gen, meta, include_usage, texts if req.echo else None, scored,
                                            metering.on_stream_close(request, gen, req.model)))
-    await engine.complete(gen)
+    await common.held(request, engine.complete(gen))
     metering.record_generation(request, gen, req.model)
-    return common.json_response(_render(gen, meta, texts if req.echo else None))
+    return common.json_response(_render(gen, meta, texts if req.echo else None, scored))
 
 
 def _generate(engine, model, prompts, params: GenParams, req: CompletionRequest, spec: OutputSpec,
@@ -119,10 +123,29 @@ def _usage(gen: Generation) -> dict:
     return u
 
 
-def _render(gen: Generation, meta: dict, echo: list[str] | None) -> bytes:
+def _scored_prompts(tok, prompts: list[tuple[str, list[int]]], n: int, top: int) -> list[list[dict]]:
+    """Per choice, the tokens of the prompt it echoes, scored (``echo`` with ``logprobs``). A prompt
+    is scored the same every time. (OpenAI gives the first token a null logprob, which its own
+    spec does not allow: here it has one like the others.)"""
+    out: list[list[dict]] = []
+    for _, ids in prompts:
+        key = hashlib.blake2b(b"".join(t.to_bytes(4, "little") for t in ids), digest_size=8).digest()
+        out.extend([chat_logprobs(tok, ids, [tok.token_text(t) for t in ids], random.Random(key), top)] * n)
+    return out
+
+
+def _logprobs(c: Choice, scored: list[dict] | None, offset: int) -> dict | None:
+    """A choice's ``logprobs``: its echoed prompt's tokens when scored, then its own."""
+    if scored is None:
+        return None if c.logprobs is None else completion_logprobs(c.logprobs, offset)
+    head, tail = completion_logprobs(scored), completion_logprobs(c.logprobs or [], offset)
+    return {k: head[k] + tail[k] for k in head}
+
+
+def _render(gen: Generation, meta: dict, echo: list[str] | None, scored: list[list[dict]] | None = None) -> bytes:
     choices = [
         {"text": (echo[i] if echo else "") + c.text, "index": i,
-         "logprobs": None if c.logprobs is None else completion_logprobs(c.logprobs, len(echo[i]) if echo else 0),
+         "logprobs": _logprobs(c, scored[i] if scored else None, len(echo[i]) if echo else 0),
          "finish_reason": c.finish_reason}
         for i, c in enumerate(gen.choices)
     ]
@@ -134,7 +157,8 @@ def _render(gen: Generation, meta: dict, echo: list[str] | None) -> bytes:
 
 
 async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bool,
-                  echo: list[str] | None, on_close: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
+                  echo: list[str] | None, scored: list[list[dict]] | None = None,
+                  on_close: Callable[[int], None] | None = None) -> AsyncIterator[bytes]:
     head = (b'data: {"id":' + dumps(meta["id"]) + b',"object":"text_completion","created":'
             + str(meta["created"]).encode() + b',"model":' + dumps(meta["model"])
             + b',"system_fingerprint":' + dumps(meta["fp"]) + b',"choices":[')
@@ -160,7 +184,7 @@ async def _stream(engine: Engine, gen: Generation, meta: dict, include_usage: bo
         for step in range(start, end):
             for i, c in enumerate(choices):
                 if step == 0 and echo:
-                    out.append(chunk(i, echo[i], None))
+                    out.append(chunk(i, echo[i], None, dumps(completion_logprobs(scored[i])) if scored else b"null"))
                 if step < len(c.texts):
                     out.append(token_chunk(i, c, step))
                 if step == len(c.texts) - 1 or (step == 0 and not c.texts):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from ..schemas.fine_tuning import CreateFineTuningJobRequest
 from ..services.fine_tuning import FINISHED, FineTuning
 from .body import parse, read_json, request_body
-from .common import DONE, dumps, json_response, sse_response
+from .common import DONE, SSE, dumps, json_response, sse_response
 from .listing import cursor, list_object
 
 router = APIRouter(tags=["fine-tuning"])
@@ -78,7 +78,7 @@ async def resume_fine_tuning_job(request: Request):
     return json_response(dumps(await _svc(request).resume(_id(request))))
 
 
-@router.get(_BASE + "/{fine_tuning_job_id}/events", openapi_extra=_EVENTS)
+@router.get(_BASE + "/{fine_tuning_job_id}/events", openapi_extra=_EVENTS, **SSE)
 async def list_fine_tuning_events(request: Request):
     svc, job_id = _svc(request), _id(request)
     if request.query_params.get("stream") in ("true", "1"):

@@ -30,6 +30,7 @@ COSTS_LIMITS = (7, 180)
 ENUMS = {"sources": ("image.generation", "image.edit", "image.variation"),
          "context_levels": ("low", "medium", "high")}
 _SIZE = re.compile(r"^\d{2,5}x\d{2,5}$")
+_LAST_TIME = 10**11  # the year 5138: a later time is milliseconds sent as seconds (the store ends at 2**63)
 
 
 def _int(request: Request, name: str, required: bool = False) -> int | None:
@@ -70,6 +71,10 @@ def _query(request: Request, widths: tuple[str, ...], limits: tuple[int, int] | 
            group_by: tuple[str, ...], filters: tuple[str, ...], batch: bool) -> Query:
     start = _int(request, "start_time", required=True)
     end = _int(request, "end_time")
+    for name, value in (("start_time", start), ("end_time", end)):
+        if value is not None and value > _LAST_TIME:
+            raise APIError(400, f"Invalid '{name}': expected a Unix time in seconds, at most {_LAST_TIME}, but "
+                           f"got {value} instead.", param=name, code="invalid_value")
     if end is None:
         end = max(int(time.time()) + 1, start + 1)
     if end <= start:

@@ -431,6 +431,20 @@ def test_invalid_requests(server, body, message):
     assert r.headers["request-id"] == err["request_id"]
 
 
+@pytest.mark.parametrize("method, path, status, kind", [
+    ("GET", "/v1/messages", 405, "invalid_request_error"), ("TRACE", "/v1/messages/count_tokens", 405,
+                                                          "invalid_request_error"),
+    ("POST", "/v1/messages/batches", 404, "not_found_error")])
+def test_routing_errors_use_anthropics_envelope(server, method, path, status, kind):
+    # found by fuzzing: a wrong method or path under /v1/messages was answered in OpenAI's envelope
+    with server.http() as http:
+        r = http.request(method, path, json={})
+    assert r.status_code == status, r.text
+    err = r.json()
+    assert err["type"] == "error" and err["error"]["type"] == kind and err["error"]["message"], err
+    assert err["request_id"] and r.headers["request-id"] == err["request_id"]
+
+
 def test_thinking_constraints(client):
     create, user = client.messages.create, [{"role": "user", "content": "Hi"}]
     e = _fails(anthropic.BadRequestError, "invalid_request_error", create, model=SONNET, max_tokens=1024,

@@ -219,6 +219,27 @@ def test_max_tokens_zero_with_echo_token_arrays(client):
     assert body["usage"]["prompt_tokens"] == sum(map(len, arrays))
 
 
+def test_echo_with_logprobs_scores_the_prompt_too(client, http):
+    # found by fuzzing: with echo the logprobs covered only the completion, not the echoed text
+    body, _ = create_raw(client, prompt=PROMPT, max_tokens=12, seed=5, echo=True, logprobs=2)
+    validate_response(body)
+    (c,) = body["choices"]
+    lp, ids = c["logprobs"], TOK.encode(PROMPT)
+    assert "".join(lp["tokens"]) == c["text"]
+    assert lp["tokens"][:len(ids)] == [TOK.decode([t]) for t in ids]
+    assert all(x < 0 for x in lp["token_logprobs"]) and all(len(t) == 2 for t in lp["top_logprobs"])
+    assert lp["text_offset"] == [sum(len(t) for t in lp["tokens"][:i]) for i in range(len(lp["tokens"]))]
+    assert len(lp["tokens"]) == len(ids) + body["usage"]["completion_tokens"]
+    again, _ = create_raw(client, prompt=PROMPT, max_tokens=12, seed=6, echo=True, logprobs=2)
+    assert again["choices"][0]["logprobs"]["token_logprobs"][:len(ids)] == lp["token_logprobs"][:len(ids)]
+    chunks = stream_json(http, {"prompt": PROMPT, "max_tokens": 12, "seed": 5, "echo": True, "logprobs": 2})
+    streamed = [t for ch in chunks for x in ch["choices"] if x["logprobs"] for t in x["logprobs"]["tokens"]]
+    assert streamed == lp["tokens"]
+    # max_tokens=0: the prompt scored, nothing generated (how evaluation harnesses score text)
+    zero, _ = create_raw(client, prompt=PROMPT, max_tokens=0, echo=True, logprobs=0)
+    assert zero["choices"][0]["logprobs"]["tokens"] == lp["tokens"][:len(ids)]
+
+
 # --------------------------------------------------------------------------- best_of
 def test_best_of_bills_every_candidate(client):
     body, _ = create_raw(client, prompt=PROMPT, max_tokens=30, best_of=3, n=1, seed=21)

@@ -928,11 +928,13 @@ def test_completions_logprobs_legacy_shape(http):
         assert all(v <= 0 for v in top.values())
         if tok in top:
             assert top[tok] == value
-    # with echo the offsets start after the prompt
+    # with echo the prompt's tokens come first (as OpenAI's), the completion's from the prompt's end
     r = http.post("/v1/completions", json={"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon a time",
                                            "logprobs": 1, "max_tokens": 5, "seed": 2, "echo": True})
     data = r.json()
-    assert data["choices"][0]["logprobs"]["text_offset"][0] == len("Once upon a time")
+    lp = data["choices"][0]["logprobs"]
+    assert lp["text_offset"][0] == 0 and "".join(lp["tokens"]) == data["choices"][0]["text"]
+    assert lp["text_offset"][len(lp["tokens"]) - data["usage"]["completion_tokens"]] == len("Once upon a time")
 
 
 # =========================================================================== multimodal

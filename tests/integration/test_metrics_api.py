@@ -207,6 +207,13 @@ def test_costs_use_catalog_prices_with_the_cached_input_discount(srv):
     assert get(srv, "/metrics/costs?since=4000000000")["total"] == 0
 
 
+@pytest.mark.parametrize("since", ["2.6e291", "-1e300", "1.7e12", "nan", "inf", "-inf", "soon"])
+def test_costs_refuse_a_since_that_is_no_unix_time(srv, since):
+    # found by fuzzing: a huge `since` reached the store as an integer past 2**63 (a 500)
+    err = get(srv, f"/metrics/costs?since={since}", 400)["error"]
+    assert (err["param"], err["code"]) == ("since", "invalid_value")
+
+
 def test_errors_by_status_and_injected_faults(srv):
     before = doc(srv, families="errors,faults")
     h = httpx.Client(base_url=srv.base_url, timeout=30)

@@ -195,6 +195,10 @@ def test_costs_are_tokens_at_catalog_prices(traffic):
     ("usage/vector_stores", {"start_time": 0, "group_by": "model"}, "group_by"),
     ("costs", {"start_time": 0, "bucket_width": "1h"}, "bucket_width"),
     ("costs", {"start_time": 0, "limit": 181}, "limit"),
+    # found by fuzzing: a time past 2**63 reached the store (a 500); a time in milliseconds is no time
+    ("usage/completions", {"start_time": 10**20}, "start_time"),
+    ("usage/embeddings", {"start_time": 0, "end_time": 1_700_000_000_000}, "end_time"),
+    ("costs", {"start_time": 2**63}, "start_time"),
 ])
 def test_bad_queries_get_400(traffic, path, params, param):
     server, _ = traffic
