@@ -17,20 +17,25 @@ from .api import (admin, anthropic, audio, batches, chat, chat_stored, cluster, 
                   models, moderations, organization, realtime, rerank, responses, uploads, usage,
                   vector_stores)
 from .api.body import body_components
+from .api.admin_sync import OverrideSync
 from .api.chaos import FaultGate
 from .api.fastpath import FastPath
 from .api.middleware import RequestMeta
 from .api.recording import Recorder
 from .config import Settings
+from .config.process import SINGLE, ProcessSlot
 from .engine.core import Engine
 from .engine.text import get_text_generator
 from .registry import ModelRegistry
+from .schemas import build_deferred
 from .security.auth import Guard
 from .security.faults import Faults
 from .security.inputs import route_limits
 from .security.runtime import Security
+from .services.admin_keys import StoredKeys
 from .services.batch_runner import BatchRunner
 from .services.fine_tuning import FineTuning
+from .services.files import sweep_pending
 from .services.jobs import Jobs
 from .services.organization import Organization
 from .services.project_keys import ProjectKeys
@@ -58,17 +63,19 @@ def _warm(encodings: list[str]) -> None:
     """
     for enc in encodings:
         get_text_generator(enc)
+    build_deferred()  # the request models' validators (deferred at import)
     gc.collect()
     gc.freeze()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, slot: ProcessSlot = SINGLE) -> FastAPI:
+    """The app of one server process (``slot``: which of ``--workers`` it is)."""
     settings = settings or Settings()
     registry = ModelRegistry.load(extra_paths=settings.models_file)
-    engine = Engine(settings, registry)
+    engine = Engine(settings, registry, rank=slot.index, ranks=slot.count)
     store = open_store(settings)
     jobs = Jobs(store)
-    telemetry = Telemetry(settings, engine)
+    telemetry = Telemetry(settings, engine, process=slot)
     usage_recorder = UsageRecorder(store, settings.usage_flush_ms)
     org = Organization(store)
     project_keys = ProjectKeys(org, usage_recorder.keys)
@@ -82,20 +89,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm = asyncio.get_running_loop().run_in_executor(None, _warm, ["o200k_base"])
         app.state.warm = warm
         await store.open()
+        await sweep_pending(store)  # the bytes of uploads a crash cut short
         await usage_recorder.open()
         await org.open()
         await project_keys.open()
+        await app.state.admin_keys.open()  # the stored admin-created keys, then followed
         await app.state.fine_tuning.start()  # the fine-tuned models, before any request
         jobs.begin()
         await telemetry.start()
+        if app.state.override_sync is not None:
+            await app.state.override_sync.start()
         await app.state.metrics.start()
         try:
             yield
         finally:
             await app.state.metrics.stop()
+            if app.state.override_sync is not None:
+                await app.state.override_sync.stop()
             await telemetry.stop()
             await jobs.stop()
             await app.state.fine_tuning.stop()
+            await app.state.admin_keys.close()
             await usage_recorder.close()  # the last usage reaches the store
             await store.close()
 
@@ -107,9 +121,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.security = security = Security(settings)  # hashes the configured keys
+    app.state.slot = slot
+    app.state.security = security = Security(settings, slot.run_dir)  # hashes the configured keys
+    telemetry.scrape_allowed = security.scrape_allowed  # the DCGM exporter port asks as /metrics does
     app.state.overrides = {}  # run-time changes of options (PATCH /admin/config)
+    # ... which the other processes of a --workers server follow
+    app.state.override_sync = None if slot.single else OverrideSync(app.state, slot.run_dir)
     app.state.store = store
+    app.state.admin_keys = StoredKeys(store, security)
     app.state.jobs = jobs
     app.state.batches = BatchRunner(app, store, settings)  # runs batch jobs (registered before startup)
     app.state.batches.register(jobs)

@@ -85,19 +85,24 @@ def _load(ns: argparse.Namespace):
 
 
 def cmd_server(ns: argparse.Namespace) -> int:
-    import uvicorn
+    from .multiproc import serve
 
-    from .app import create_app
-    from .serving import uvicorn_options
+    s = _load(ns).settings
+    app = None
+    try:  # a bad catalog file fails here, before serving: the message names file, model and field
+        if s.process_count == 1:
+            from .app import create_app
 
-    loaded = _load(ns)
-    s = loaded.settings
-    try:
-        app = create_app(s)
-    except ValueError as e:  # a bad catalog file: the message names file, model and field
+            app = create_app(s)
+        else:  # each process builds its own app: check the catalog once here
+            from .registry import ModelRegistry
+
+            ModelRegistry.load(extra_paths=s.models_file)
+    except ValueError as e:
         raise ConfigError(str(e)) from None
-    print(f"fakeai {__version__} serving on http://{s.host}:{s.port}", file=sys.stderr, flush=True)
-    uvicorn.run(app, **uvicorn_options(s))
+    print(f"fakeai {__version__} serving on http://{s.host}:{s.port}"
+          + (f" with {s.process_count} processes" if s.process_count > 1 else ""), file=sys.stderr, flush=True)
+    serve(s, app)
     return 0
 
 

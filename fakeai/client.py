@@ -64,8 +64,12 @@ class FakeAI:
 
         from .app import create_app
 
-        config = uvicorn.Config(create_app(self.settings), host=self.settings.host, port=self.settings.port,
-                                log_level=self.settings.log_level, access_log=False, lifespan="on")
+        from .serving import uvicorn_options
+
+        # the server's own protocol and limits; the host process keeps its logging set-up
+        options = {**uvicorn_options(self.settings), "log_config": None, "log_level": self.settings.log_level,
+                   "access_log": False}
+        config = uvicorn.Config(create_app(self.settings), lifespan="on", **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="fakeai-server", daemon=True)
         self._thread.start()

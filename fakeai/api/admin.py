@@ -24,7 +24,7 @@ from ..config.settings import Settings, masked, secret_fields
 from ..schemas.admin import CreateKeyRequest
 from ..security.keys import Scope
 from ..security.ratelimit import Policy
-from .body import parse, read_json, request_body
+from .body import parse, path_doc, read_json, request_body
 from .common import dumps, json_response
 from .errors import APIError, validation_error
 
@@ -122,6 +122,19 @@ async def patch_config(request: Request):
     except ValidationError as e:
         raise validation_error(e) from None
     values = patch.model_dump()
+    ip = request.client.host if request.client else "unknown"
+    try:
+        apply_changes(state, values, f"by {ip}")
+    except ValueError as e:  # e.g. an unreadable keys file
+        raise APIError(400, str(e), code="invalid_value") from None
+    sync = getattr(state, "override_sync", None)
+    if sync is not None:  # the server's other processes (--workers) follow
+        sync.publish(state.overrides)
+    return json_response(_config_body(state))
+
+
+def apply_changes(state, values: dict[str, Any], by: str) -> None:
+    """Apply validated run-time option values, all or none (ValueError: nothing changed)."""
     before = effective(state)
     saved = dict(state.overrides)
     state.overrides.update(values)
@@ -131,14 +144,12 @@ async def patch_config(request: Request):
     try:
         for apply, changes in groups.items():
             apply(state, changes)
-    except ValueError as e:  # e.g. an unreadable keys file
+    except ValueError:
         state.overrides.clear()
         state.overrides.update(saved)
-        raise APIError(400, str(e), code="invalid_value") from None
-    ip = request.client.host if request.client else "unknown"
+        raise
     for name, value in values.items():
-        log.info("admin: %s changed from %s to %s (by %s)", name, _shown(name, before[name]), _shown(name, value), ip)
-    return json_response(_config_body(state))
+        log.info("admin: %s changed from %s to %s (%s)", name, _shown(name, before[name]), _shown(name, value), by)
 
 
 # -- keys ----------------------------------------------------------------------------------
@@ -147,11 +158,8 @@ async def patch_config(request: Request):
 async def create_key(request: Request):
     state = request.app.state
     req = parse(CreateKeyRequest, await read_json(request), strict=True)
-    sec = state.security
     scope = Scope.from_dict({"models": req.models, "endpoints": req.endpoints, "read_only": req.read_only})
-    key, record = sec.keys.create(name=req.name, scope=scope)
-    sec.auth_on = True
-    sec.refresh()
+    key, record = await state.admin_keys.create(req.name, scope)
     log.info("admin: API key %s created (%s)", record.id, scope.as_dict())
     return json_response(dumps({**record.public(), "key": key}))
 
@@ -162,10 +170,10 @@ async def list_keys(request: Request):
     return json_response(dumps({"object": "list", "data": [r.public() for r in records]}))
 
 
-@router.delete("/admin/keys/{key_id}")
+@router.delete("/admin/keys/{key_id}", openapi_extra=path_doc("key_id"))
 async def revoke_key(request: Request):
     key_id = request.path_params["key_id"]
-    if request.app.state.security.keys.revoke(key_id) is None:
+    if not await request.app.state.admin_keys.revoke(key_id):
         raise APIError(404, f"No API key with id '{key_id}'.", param="key_id", code="not_found")
     log.info("admin: API key %s revoked", key_id)
     return json_response(dumps({"object": "api_key.deleted", "id": key_id, "deleted": True}))
@@ -192,7 +200,7 @@ async def lift_all_bans(request: Request):
     return json_response(dumps({"object": "ban.deleted", "lifted": n}))
 
 
-@router.delete("/admin/bans/{ip}")
+@router.delete("/admin/bans/{ip}", openapi_extra=path_doc("ip"))
 async def lift_ban(request: Request):
     ip = request.path_params["ip"]
     abuse = _abuse(request)

@@ -107,8 +107,11 @@ def load_settings(
     except ValidationError as e:
         msgs = []
         for err in e.errors():
-            # cross-field checks raise without a location; they concern the spread
-            field = str(err["loc"][0]) if err["loc"] else "output_tokens_spread"
+            # cross-field checks raise without a location; their message starts with the field
+            msg = err["msg"].removeprefix("Value error, ")
+            field = str(err["loc"][0]) if err["loc"] else msg.split(" ", 1)[0].rstrip(":")
+            if not err["loc"]:
+                err["msg"] = msg.removeprefix(field).lstrip(": ")
             where = sources.get(field, "")
             msgs.append(f"{field or 'settings'} ({where}): {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(msgs)) from None

@@ -125,14 +125,15 @@ def topic_words(text: str, limit: int = 8) -> tuple[str, ...]:
 
 
 class Engine:
-    def __init__(self, settings, registry: ModelRegistry, ticker: Ticker | None = None) -> None:
+    def __init__(self, settings, registry: ModelRegistry, ticker: Ticker | None = None,
+                 rank: int = 0, ranks: int = 1) -> None:
         self.settings = settings
         self.registry = registry
         self.ticker = ticker or Ticker(settings.timer_resolution_ms / 1000.0)
         self.events = EventBus()
         self._latency: dict[str, LatencyModel] = {}
         self._timing: dict[str, float | None] = {}  # run-time overrides of ttft_ms / itl_ms / jitter
-        self.cluster = Cluster(settings, self.ticker, self.events, self.latency)
+        self.cluster = Cluster(settings, self.ticker, self.events, self.latency, rank, ranks)
         default = registry.get(DEFAULT_CHAT_MODEL)
         if default is not None:
             self.cluster.pool(default)  # the default model's workers are up from the start

@@ -223,7 +223,8 @@ class Limiter:
             if used > spec.limit:
                 await storage.incr(spec.key, spec.window, -cost)
                 await _give_back(storage, taken, tokens)
-                raise await self._refused(specs, taken, spec, used - cost, tokens, model_id, now)
+                # (others' momentary increments may push the count past the limit: never report more)
+                raise await self._refused(specs, taken, spec, min(used - cost, spec.limit), tokens, model_id, now)
             reset_at = resets.get(spec.key, 0.0)
             if used == cost or reset_at <= now:
                 reset_at = await self._reset_at(spec, used == cost, now)
@@ -315,8 +316,9 @@ class _Memory:
         return len(self._s.storage)
 
 
-def storage_for(settings):
-    """A factory of the counters' storage: Redis (shared by replicas) when ``store`` is redis."""
+def storage_for(settings, shared_dir: str | None = None):
+    """A factory of the counters' storage: Redis (shared by replicas) when ``store`` is redis;
+    with several server processes and no Redis, a SQLite file in ``shared_dir`` they share."""
     if settings.store == "redis":
         url = settings.redis_url
 
@@ -324,4 +326,11 @@ def storage_for(settings):
             from limits.aio.storage import RedisStorage
             return RedisStorage("async+" + url, implementation="redispy", key_prefix="fakeai-limits")
         return redis
+    if shared_dir is not None:
+        def shared():
+            import os
+
+            from .shared_counters import SharedCounters
+            return SharedCounters(os.path.join(shared_dir, "ratelimits.sqlite"))
+        return shared
     return _Memory

@@ -9,7 +9,7 @@ from .ratelimit import Limiter, Policy, storage_for
 
 
 class Security:
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, shared_dir: str | None = None) -> None:
         self.keys = KeyRing()
         for key in read_key_values(settings.api_key):
             self.keys.create(key, name="config", source="config")
@@ -20,7 +20,7 @@ class Security:
             self.admin.create(settings.admin_key, name="admin", source="config")
         self.public_health = settings.public_health
         self.public_metrics = settings.public_metrics
-        self.limiter = Limiter(Policy.from_values(settings), storage_for(settings))
+        self.limiter = Limiter(Policy.from_values(settings), storage_for(settings, shared_dir))
         self.abuse = AbuseTracker(Thresholds.from_settings(settings)) if settings.abuse_detection else None
         self.injection = settings.injection_detection
         self.refresh()
@@ -30,6 +30,20 @@ class Security:
         # a pass for every request (besides those of keys limited to some models)
         self.per_request = self.limiter.enabled or self.injection != "off"
         self.active = self.per_request or self.auth_on or self.admin is not None or self.abuse is not None
+
+    async def scrape_allowed(self, authorization: str | None) -> bool:
+        """May a scrape of a listener outside the app (the DCGM exporter port) be answered?
+        As for ``/metrics``: yes with authentication off or ``public_metrics``, else only with
+        a valid key (``Authorization: Bearer``)."""
+        if not self.auth_on or self.public_metrics:
+            return True
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return False
+        key = key.strip()
+        if await self.keys.verify(key) is not None:
+            return True
+        return self.admin is not None and await self.admin.verify(key) is not None
 
     def oversize(self, ip: str) -> None:
         """RequestMeta's report of a 413 (an abuse strike)."""

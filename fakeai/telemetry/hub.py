@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import time
 
+from ..config.process import SINGLE, ProcessSlot
 from ..lazy import lazy_import
 from .dcgm import DcgmExporter
 from .dynamo import DynamoMetrics
@@ -24,9 +25,11 @@ _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 
 
 class Telemetry:
-    def __init__(self, settings, engine, clock=time.monotonic) -> None:
+    def __init__(self, settings, engine, clock=time.monotonic, process: ProcessSlot = SINGLE) -> None:
         self.settings = settings
         self.engine = engine
+        self.process = process
+        self.siblings = None  # the other processes' metrics (--workers N)
         self.vllm = VllmMetrics(self._max_model_len)
         self.dynamo = DynamoMetrics()
         self.gpus = GpuModel(clock)
@@ -35,6 +38,7 @@ class Telemetry:
         self.kv_events = None
         self._port = None
         self._registries: dict[str, object] = {}
+        self.scrape_allowed = None  # (Authorization) -> bool, set by the app: the port's auth
         self.collectors: list = []  # other areas' collect() callables for /metrics (injected faults)
         events = getattr(engine, "events", None)
         if events is not None:
@@ -61,17 +65,27 @@ class Telemetry:
         self.gpus.read(self.workers())  # the baseline later utilisation is measured from
         events = getattr(self.engine, "events", None)
         if s.kv_events_endpoint and events is not None:
-            from .kv_events import KVEventPublisher  # imports zmq: only when enabled
+            from .kv_events import KVEventPublisher, endpoint_for_rank  # imports zmq: only when enabled
 
-            self.kv_events = KVEventPublisher(s.kv_events_endpoint, self._topic_host(), s.port)
+            # each process publishes on its own port (base + index), as vLLM's data-parallel ranks do
+            endpoint = endpoint_for_rank(s.kv_events_endpoint, self.process.index)
+            self.kv_events = KVEventPublisher(endpoint, self._topic_host(), s.port)
             events.on_kv(self.kv_events.publish)
-        if s.dcgm_exporter:
+        if not self.process.single:
+            from .siblings import Siblings
+
+            self.siblings = Siblings(self.process, {"all": self._own_text, "dynamo": self._own_dynamo_text,
+                                                    "dcgm": self._own_dcgm_text})
+            await self.siblings.start()
+        if s.dcgm_exporter and self.process.index == 0:  # one listener on the port, serving the sum
             from .port import MetricsPort
 
-            self._port = MetricsPort(s.host, s.dcgm_exporter_port, self.dcgm_text)
+            self._port = MetricsPort(s.host, s.dcgm_exporter_port, self.dcgm_exposition, self.scrape_allowed)
             await self._port.start()
 
     async def stop(self) -> None:
+        if self.siblings is not None:
+            await self.siblings.stop()
         if self._port is not None:
             await self._port.stop()
         if self.kv_events is not None:
@@ -99,12 +113,29 @@ class Telemetry:
     def _collect_dynamo(self):
         return self.dynamo.collect(self.workers())
 
-    async def prometheus_text(self) -> bytes:
-        """``/metrics``: the vLLM, Dynamo and DCGM series together."""
+    async def _own_text(self) -> bytes:
         return await fam.render(self._registry("all")) + self.dcgm_text()
 
-    async def dynamo_text(self) -> bytes:
+    async def _own_dynamo_text(self) -> bytes:
         return await fam.render(self._registry("dynamo"))
+
+    async def _own_dcgm_text(self) -> bytes:
+        return self.dcgm_text()
+
+    async def _exposition(self, kind: str, own) -> bytes:
+        text = await own()
+        return text if self.siblings is None else await self.siblings.merged(kind, text)
+
+    async def prometheus_text(self) -> bytes:
+        """``/metrics``: the vLLM, Dynamo and DCGM series together (of every process)."""
+        return await self._exposition("all", self._own_text)
+
+    async def dynamo_text(self) -> bytes:
+        return await self._exposition("dynamo", self._own_dynamo_text)
+
+    async def dcgm_exposition(self) -> bytes:
+        """``/dcgm/metrics`` and the dcgm-exporter port (of every process)."""
+        return await self._exposition("dcgm", self._own_dcgm_text)
 
     def dynamo_json(self) -> dict:
         return fam.as_json(self._collect_dynamo())

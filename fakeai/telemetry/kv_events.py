@@ -29,6 +29,17 @@ from ..engine.events import KVEvent
 MEDIUM = "GPU"
 
 
+def endpoint_for_rank(endpoint: str, rank: int) -> str:
+    """The endpoint of server process ``rank`` (``--workers``), as vLLM offsets its data-parallel
+    ranks': a TCP port plus the rank, an ``ipc://``/``inproc://`` name plus ``_dp<rank>``."""
+    if rank == 0:
+        return endpoint
+    if endpoint.startswith("tcp://"):
+        base, _, port = endpoint.rpartition(":")
+        return f"{base}:{int(port) + rank}"
+    return f"{endpoint}_dp{rank}"
+
+
 def encode_event(e: KVEvent) -> list:
     if e.kind == "stored":
         return ["BlockStored", e.block_hashes, e.parent_hash, e.token_ids or [], e.block_size, None,

@@ -8,15 +8,19 @@ anything but GET /metrics and /health gets 404.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+_UNAUTHORIZED = (b'{"error":{"message":"Missing or invalid API key: send Authorization: Bearer <key>.",'
+                 b'"type":"invalid_request_error","param":null,"code":"invalid_api_key"}}')
 
 
 class MetricsPort:
-    def __init__(self, host: str, port: int, render: Callable[[], bytes]) -> None:
+    def __init__(self, host: str, port: int, render: Callable[[], Awaitable[bytes]],
+                 allowed: Callable[[str | None], Awaitable[bool]] | None = None) -> None:
         self.host, self.port = host, port
         self._render = render
+        self._allowed = allowed  # (Authorization header) -> may /metrics be answered
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -36,8 +40,10 @@ class MetricsPort:
                 method, path, version = (request_line.split(" ") + ["", "", ""])[:3]
                 close = version == "HTTP/1.0" or "connection: close" in headers.lower()
                 path = path.split("?", 1)[0]
-                if method == "GET" and path == "/metrics":
-                    status, ctype, body = b"200 OK", CONTENT_TYPE, self._render()
+                if method == "GET" and path == "/metrics" and not await self._may(headers):
+                    status, ctype, body = b"401 Unauthorized", b"application/json", _UNAUTHORIZED
+                elif method == "GET" and path == "/metrics":
+                    status, ctype, body = b"200 OK", CONTENT_TYPE, await self._render()
                 elif method == "GET" and path == "/health":
                     status, ctype, body = b"200 OK", b"text/plain; charset=utf-8", b"OK"
                 else:
@@ -52,3 +58,13 @@ class MetricsPort:
             pass
         finally:
             writer.close()
+
+    async def _may(self, headers: str) -> bool:
+        if self._allowed is None:
+            return True
+        authorization = None
+        for line in headers.split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "authorization":
+                authorization = value.strip()
+        return await self._allowed(authorization)

@@ -271,3 +271,23 @@ def test_wrong_keys_are_cheap_and_do_not_block_the_server(auth):
 
     codes = asyncio.run(flood())
     assert codes[:-1] == [401] * 200 and codes[-1] == 200
+
+
+def test_the_dcgm_exporter_port_needs_a_key_unless_metrics_are_public():
+    from tests.server import free_port
+
+    for public_metrics in (False, True):
+        port = free_port()
+        args = ["--api-key", "sk-port-key", "--dcgm-exporter", "--dcgm-exporter-port", str(port)]
+        with run_server(*args, *(["--public-metrics"] if public_metrics else [])):
+            url = f"http://127.0.0.1:{port}/metrics"
+            anonymous = httpx.get(url, timeout=10)
+            wrong = httpx.get(url, headers=bearer("sk-wrong"), timeout=10)
+            good = httpx.get(url, headers=bearer("sk-port-key"), timeout=10)
+            assert good.status_code == 200 and "DCGM_FI_DEV_GPU_UTIL{" in good.text
+            if public_metrics:
+                assert anonymous.status_code == 200 and "DCGM_FI_DEV_GPU_UTIL{" in anonymous.text
+            else:
+                assert anonymous.status_code == wrong.status_code == 401
+                assert anonymous.json()["error"]["code"] == "invalid_api_key"
+                assert "DCGM" not in anonymous.text

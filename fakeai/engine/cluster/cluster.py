@@ -86,7 +86,12 @@ class Pool:
 
 
 class Cluster:
-    def __init__(self, settings, ticker: Ticker, events: EventBus, latency) -> None:
+    """``rank`` of ``ranks``: with several server processes (``--workers``) each simulates its own
+    workers and GPUs, numbered ``rank, rank + ranks, ...`` so that no two processes share an
+    engine or GPU index (and their metric series never collide)."""
+
+    def __init__(self, settings, ticker: Ticker, events: EventBus, latency, rank: int = 0,
+                 ranks: int = 1) -> None:
         self.config = ClusterConfig.from_settings(settings)
         self.hostname = socket.gethostname()
         self.workers: list[Worker] = []
@@ -98,8 +103,9 @@ class Cluster:
         self._events = events
         self._latency = latency  # ModelDef -> LatencyModel (the engine's, with overrides)
         self._pools: OrderedDict[str, Pool] = OrderedDict()
-        self._next_worker = 0
-        self._next_gpu = 0
+        self._stride = ranks
+        self._next_worker = rank
+        self._next_gpu = rank
         self._free_gpus: list[int] = []
 
     # -- ClusterState -------------------------------------------------------------------------
@@ -176,7 +182,7 @@ class Cluster:
     def _new_worker(self, pool: Pool, role: str) -> Worker:
         c = self.config
         index = self._next_worker
-        self._next_worker += 1
+        self._next_worker += self._stride
         spec = gpu(c.gpu_type)
         gpus = [Gpu.make(self.hostname, self._take_gpu(), spec, index) for _ in range(pool.deployment.tp)]
         w = Worker(index, pool.model.id, role, pool.deployment, gpus, pool.step_model,
@@ -190,8 +196,8 @@ class Cluster:
     def _take_gpu(self) -> int:
         if self._free_gpus:
             return heapq.heappop(self._free_gpus)
-        self._next_gpu += 1
-        return self._next_gpu - 1
+        self._next_gpu += self._stride
+        return self._next_gpu - self._stride
 
     def _retire(self, pool: Pool, w: Worker) -> None:
         (pool.decoders if w.role == "decode" else pool.serving).remove(w)
