@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from ..schemas.files import CreateBatchRequest
 from ..services import batches
-from .body import parse, read_json, request_body
+from .body import parse, path_doc, read_json, request_body
 from .common import dumps, json_response
 from .files import service_errors
 from .listing import cursor, list_object
@@ -43,15 +43,17 @@ async def list_batches(request: Request):
     return json_response(dumps(list_object(page)))
 
 
-@router.get("/v1/batches/{batch_id}")
-async def retrieve_batch(batch_id: str, request: Request):
+@router.get("/v1/batches/{batch_id}", openapi_extra=path_doc("batch_id"))
+async def retrieve_batch(request: Request):
+    batch_id = request.path_params["batch_id"]
     with service_errors():
         doc = await batches.get_batch(request.app.state.store, batch_id)
     return json_response(dumps(batches.render(doc)))
 
 
-@router.post("/v1/batches/{batch_id}/cancel")
-async def cancel_batch(batch_id: str, request: Request):
+@router.post("/v1/batches/{batch_id}/cancel", openapi_extra=path_doc("batch_id"))
+async def cancel_batch(request: Request):
+    batch_id = request.path_params["batch_id"]
     state = request.app.state
     with service_errors():
         doc = await batches.cancel_batch(state.store, batch_id)

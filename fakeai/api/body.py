@@ -67,6 +67,22 @@ def request_body(model: type[BaseModel]) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
+def path_doc(*names: str, body: type[BaseModel] | None = None) -> dict:
+    """OpenAPI extras for a route that reads its path parameters from ``request.path_params``
+    (a typed parameter would make FastAPI import its pydantic-v1 layer: ~40 ms of start-up),
+    plus its request body when it parses one itself."""
+    extra: dict = {"parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                                  for n in names]}
+    if body is not None:
+        extra.update(request_body(body))
+    return extra
+
+
+def query_doc(**params: dict) -> dict:
+    """OpenAPI extras: optional query parameters read by hand, each ``name={json schema}``."""
+    return {"parameters": [{"name": n, "in": "query", "required": False, "schema": s} for n, s in params.items()]}
+
+
 def body_components() -> dict:
     components: dict = {}
     for model in BODY_MODELS:

@@ -16,6 +16,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from .body import path_doc
 from .errors import APIError
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -81,8 +82,9 @@ async def dashboard_slash(request: Request):
     return RedirectResponse("/dashboard", status_code=308)
 
 
-@router.api_route("/dashboard/{path:path}", methods=["GET", "HEAD"])
-async def dashboard_asset(request: Request, path: str):
+@router.api_route("/dashboard/{path:path}", methods=["GET", "HEAD"], openapi_extra=path_doc("path"))
+async def dashboard_asset(request: Request):
+    path = request.path_params["path"]
     asset = _assets()[1].get(path)
     if asset is None:  # only the files shipped: no path reaches outside the folder
         raise APIError(404, f"No dashboard asset '{path}'.", param="path", code="not_found")

@@ -10,7 +10,8 @@ from starlette.responses import StreamingResponse
 
 from ..services import files
 from ..services.errors import ServiceError
-from .common import dumps, json_response
+from .body import path_doc
+from .common import dumps, json_response, produces
 from .errors import APIError
 from .listing import cursor, list_object
 from .multipart import MultipartStream
@@ -103,15 +104,17 @@ async def list_files(request: Request):
     return json_response(dumps(list_object(page)))
 
 
-@router.get("/v1/files/{file_id}")
-async def retrieve_file(file_id: str, request: Request):
+@router.get("/v1/files/{file_id}", openapi_extra=path_doc("file_id"))
+async def retrieve_file(request: Request):
+    file_id = request.path_params["file_id"]
     with service_errors():
         doc = await files.require_file(request.app.state.store, file_id)
     return json_response(dumps(doc))
 
 
-@router.delete("/v1/files/{file_id}")
-async def delete_file(file_id: str, request: Request):
+@router.delete("/v1/files/{file_id}", openapi_extra=path_doc("file_id"))
+async def delete_file(request: Request):
+    file_id = request.path_params["file_id"]
     store = request.app.state.store
     with service_errors():
         await files.require_file(store, file_id)
@@ -119,8 +122,10 @@ async def delete_file(file_id: str, request: Request):
     return json_response(dumps({"id": file_id, "object": "file", "deleted": True}))
 
 
-@router.get("/v1/files/{file_id}/content")
-async def file_content(file_id: str, request: Request):
+@router.get("/v1/files/{file_id}/content", openapi_extra=path_doc("file_id"),
+            **produces("application/octet-stream", json=False))
+async def file_content(request: Request):
+    file_id = request.path_params["file_id"]
     store = request.app.state.store
     with service_errors():
         doc = await files.require_file(store, file_id)

@@ -6,6 +6,7 @@ WebSocket (docs/metrics-api.md). Everything is rendered by ``app.state.metrics``
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
@@ -13,9 +14,11 @@ from starlette.responses import Response
 
 from ..services.costs import Pricer
 from ..services.metrics_costs import costs_since
+from ..telemetry import process
 from ..telemetry.overview import UnknownFamily, parse_families
 from ..telemetry.views import METRICS, best, ranking, summary, to_csv
-from .common import dumps, json_response
+from .body import path_doc, query_doc
+from .common import dumps, json_response, produces
 from .errors import APIError
 
 router = APIRouter(tags=["metrics"])
@@ -36,9 +39,30 @@ def _names(value: str | None) -> tuple[str, ...] | None:
     return names or None
 
 
-@router.get("/metrics/json")
-async def metrics_json(request: Request, families: str | None = None, models: str | None = None):
+def _number(request: Request, name: str, kind: type[int] | type[float]):
+    """A numeric query parameter, or None (parsed by hand: see ``path_doc``)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = kind(raw)
+        if kind is float and not math.isfinite(value):  # float() takes "nan" and "inf"
+            raise ValueError
+        return value
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise APIError(400, f"{name} must be {what}, not {raw!r}.", param=name, code="invalid_value") from None
+
+
+_STR = {"type": "string"}
+_SINCE, _LIMIT = {"type": "number"}, {"type": "integer"}
+_LAST_SINCE = 1e11  # the year 5138: a later `since` is milliseconds sent as seconds
+
+
+@router.get("/metrics/json", openapi_extra=query_doc(families=_STR, models=_STR))
+async def metrics_json(request: Request):
     """Every number the server knows, as one JSON document."""
+    families, models = request.query_params.get("families"), request.query_params.get("models")
     try:
         fams = parse_families(families)
     except UnknownFamily as e:
@@ -63,16 +87,17 @@ async def metrics_by_model(request: Request):
     return json_response(dumps({"object": "list", "data": data}))
 
 
-@router.get("/metrics/by-model/{model:path}")
-async def metrics_of_model(request: Request, model: str):
+@router.get("/metrics/by-model/{model:path}", openapi_extra=path_doc("model"))
+async def metrics_of_model(request: Request):
+    model = request.path_params["model"]
     ov = _overview(request)
     return json_response(dumps({"model": model, **_model_scope(ov, request, model, ov.models())}))
 
 
-@router.get("/metrics/compare")
-async def metrics_compare(request: Request, models: str | None = None):
+@router.get("/metrics/compare", openapi_extra=query_doc(models=_STR))
+async def metrics_compare(request: Request):
     ov = _overview(request)
-    names = _names(models)
+    names = _names(request.query_params.get("models"))
     if not names:
         raise APIError(400, "Give the models to compare: ?models=a,b.", param="models", code="missing_required_parameter")
     merged = ov.models()
@@ -81,10 +106,11 @@ async def metrics_compare(request: Request, models: str | None = None):
                                 "best": best(data)}))
 
 
-@router.get("/metrics/ranking")
-async def metrics_ranking(request: Request, metric: str | None = None, order: str | None = None,
-                          limit: int | None = None):
+@router.get("/metrics/ranking", openapi_extra=query_doc(metric=_STR, order=_STR, limit=_LIMIT))
+async def metrics_ranking(request: Request):
     ov = _overview(request)
+    metric, order = request.query_params.get("metric"), request.query_params.get("order")
+    limit = _number(request, "limit", int)
     if metric not in METRICS:
         raise APIError(400, f"Unknown ranking metric {metric!r}. Metrics: {', '.join(METRICS)}.", param="metric",
                        code="invalid_value")
@@ -97,17 +123,23 @@ async def metrics_ranking(request: Request, metric: str | None = None, order: st
     return json_response(dumps({"object": "list", "metric": metric, "order": order, "data": rows}))
 
 
-@router.get("/metrics/costs")
-async def metrics_costs(request: Request, since: float | None = None):
+@router.get("/metrics/costs", openapi_extra=query_doc(since=_SINCE))
+async def metrics_costs(request: Request):
     state = request.app.state
+    since = _number(request, "since", float)
     ov = _overview(request, stats=False)
+    if since is not None and not 0 <= since <= _LAST_SINCE:  # (the store's integers end at 2**63)
+        raise APIError(400, f"since must be a Unix time in seconds, from 0 to {_LAST_SINCE:.0f}.", param="since",
+                       code="invalid_value")
     start = ov.started if since is None else since
     return json_response(dumps(await costs_since(state.usage, Pricer(state.engine.registry), start)))
 
 
-@router.get("/metrics/csv")
-async def metrics_csv(request: Request, by: str = "model"):
+@router.get("/metrics/csv", openapi_extra=query_doc(by={"type": "string", "default": "model"}),
+            **produces("text/csv", json=False))
+async def metrics_csv(request: Request):
     ov = _overview(request)
+    by = request.query_params.get("by", "model")
     st = ov.stats
     if by == "model":
         rows = {m: summary(ov.model_doc(m, a)) for m, a in sorted(ov.models().items())}
@@ -121,24 +153,26 @@ async def metrics_csv(request: Request, by: str = "model"):
                     headers={"content-disposition": f'attachment; filename="fakeai-metrics-by-{by}.csv"'})
 
 
-def _history(request: Request, since: float | None, limit: int | None) -> list[bytes]:
+def _history(request: Request) -> list[bytes]:
     h = _overview(request).history
+    since, limit = _number(request, "since", float), _number(request, "limit", int)
     if limit is not None and limit < 0:
         raise APIError(400, "limit must not be negative.", param="limit", code="invalid_value")
     return h.entries(since, limit)
 
 
-@router.get("/metrics/history")
-async def metrics_history(request: Request, since: float | None = None, limit: int | None = None):
+@router.get("/metrics/history", openapi_extra=query_doc(since=_SINCE, limit=_LIMIT))
+async def metrics_history(request: Request):
     h = request.app.state.metrics.history
-    entries = _history(request, since, limit)
+    entries = _history(request)
     head = dumps({"object": "list", "interval_s": h.interval, "length": h.length})[:-1]
     return json_response(head + b',"data":[' + b",".join(entries) + b"]}")
 
 
-@router.get("/metrics/history.jsonl")
-async def metrics_history_jsonl(request: Request, since: float | None = None, limit: int | None = None):
-    entries = _history(request, since, limit)
+@router.get("/metrics/history.jsonl", openapi_extra=query_doc(since=_SINCE, limit=_LIMIT),
+            **produces("application/x-ndjson", json=False))
+async def metrics_history_jsonl(request: Request):
+    entries = _history(request)
     return Response(b"".join(e + b"\n" for e in entries), media_type="application/x-ndjson",
                     headers={"content-disposition": 'attachment; filename="fakeai-metrics-history.jsonl"'})
 
@@ -170,6 +204,7 @@ async def health_detailed(request: Request):
                     "history": {"interval_s": h.interval, "length": h.length, "entries": len(h),
                                 "file": h.path},
                     "stream_clients": len(ov.stream.clients), "stream_dropped": ov.stream.dropped},
+        "process": process.snapshot(),
     }))
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from ..schemas.files import CompleteUploadRequest, CreateUploadRequest
 from ..services import uploads
-from .body import parse, read_json, request_body
+from .body import parse, path_doc, read_json, request_body
 from .common import dumps, json_response
 from .errors import APIError
 from .files import early_413, refuse, service_errors
@@ -15,8 +15,8 @@ from .multipart import MultipartStream
 router = APIRouter(tags=["uploads"])
 
 _CREATE_SCHEMA = request_body(CreateUploadRequest)
-_COMPLETE_SCHEMA = request_body(CompleteUploadRequest)
-_PART_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+_COMPLETE_SCHEMA = path_doc("upload_id", body=CompleteUploadRequest)
+_PART_SCHEMA = {**path_doc("upload_id"), "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["data"], "properties": {"data": {"type": "string", "format": "binary"}}}}}}}
 
 
@@ -33,7 +33,8 @@ async def create_upload(request: Request):
 
 
 @router.post("/v1/uploads/{upload_id}/parts", openapi_extra=_PART_SCHEMA)
-async def add_upload_part(upload_id: str, request: Request):
+async def add_upload_part(request: Request):
+    upload_id = request.path_params["upload_id"]
     store = request.app.state.store
     early_413(request, uploads.PART_LIMIT, "part")
     form = MultipartStream(request)
@@ -56,7 +57,8 @@ async def add_upload_part(upload_id: str, request: Request):
 
 
 @router.post("/v1/uploads/{upload_id}/complete", openapi_extra=_COMPLETE_SCHEMA)
-async def complete_upload(upload_id: str, request: Request):
+async def complete_upload(request: Request):
+    upload_id = request.path_params["upload_id"]
     state = request.app.state
     req = parse(CompleteUploadRequest, await read_json(request), state.settings.strict_params)
     with service_errors():
@@ -64,8 +66,9 @@ async def complete_upload(upload_id: str, request: Request):
     return json_response(dumps(doc))
 
 
-@router.post("/v1/uploads/{upload_id}/cancel")
-async def cancel_upload(upload_id: str, request: Request):
+@router.post("/v1/uploads/{upload_id}/cancel", openapi_extra=path_doc("upload_id"))
+async def cancel_upload(request: Request):
+    upload_id = request.path_params["upload_id"]
     with service_errors():
         doc = await uploads.cancel(request.app.state.store, upload_id)
     return json_response(dumps(doc))

@@ -11,7 +11,7 @@ class CreateKeyRequest(BaseModel):
     """A new API key and its scope: allowed models and endpoints (path prefixes; None = all)
     and read_only (GET and HEAD only)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     name: Annotated[str, Field(max_length=256)] = ""
     models: list[Annotated[str, Field(min_length=1)]] | None = None

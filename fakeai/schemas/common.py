@@ -11,8 +11,10 @@ Penalty = Annotated[float, Field(ge=-2, le=2)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-# strict: JSON types are not coerced ("0.5" is not a number, 1 is not a boolean), as OpenAI
-STRICT = ConfigDict(extra="allow", strict=True)
+# strict: JSON types are not coerced ("0.5" is not a number, 1 is not a boolean), as OpenAI.
+# defer_build: a model's validator is built when first used or by ``build_deferred`` (in the
+# background after start-up), not at import: ~40 ms less to start.
+STRICT = ConfigDict(extra="allow", strict=True, defer_build=True)
 
 
 class StreamOptions(BaseModel):
