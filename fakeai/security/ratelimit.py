@@ -73,7 +73,10 @@ class Policy:
 
 def duration(seconds: float) -> str:
     """A duration as OpenAI's headers write it (Go's format): ``6m0s``, ``1s``, ``8.64s``, ``20ms``."""
-    ms = math.ceil(seconds * 1000)
+    return _duration_ms(math.ceil(seconds * 1000))
+
+
+def _duration_ms(ms: int) -> str:
     if ms <= 0:
         return "0s"
     if ms < 1000:
@@ -85,6 +88,19 @@ def duration(seconds: float) -> str:
     if h:
         return "%dh%dm%ss" % (h, m, sec)
     return "%dm%ss" % (m, sec) if m else sec + "s"
+
+
+_DURATIONS: dict[int, bytes] = {}  # milliseconds -> the header value (requests of one ms share it)
+
+
+def _duration_bytes(seconds: float) -> bytes:
+    ms = math.ceil(seconds * 1000)
+    out = _DURATIONS.get(ms)
+    if out is None:
+        if len(_DURATIONS) >= 4096:
+            _DURATIONS.clear()
+        out = _DURATIONS[ms] = _duration_ms(ms).encode()
+    return out
 
 
 _NAMES = {kind: tuple(f"x-ratelimit-{w}-{kind}".encode() for w in ("limit", "remaining", "reset"))
@@ -104,7 +120,7 @@ class _Spec:
 
     def headers(self, used: int, reset_in: float) -> tuple[tuple[bytes, bytes], ...]:
         return (self._limit_header, (self._remaining, b"%d" % max(self.limit - used, 0)),
-                (self._reset, duration(reset_in).encode()))
+                (self._reset, _duration_bytes(reset_in)))
 
 
 class RateLimited(Exception):
