@@ -12,13 +12,13 @@ process it reached; keys for every process are made with ``POST /admin/keys``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
 import orjson
 
 from ..config.settings import secret_fields
+from ..periodic import Periodic
 from .admin import apply_changes
 
 log = logging.getLogger("fakeai")
@@ -31,7 +31,7 @@ class OverrideSync:
         self.path = os.path.join(run_dir, "overrides.json")
         self.interval = interval
         self._seen: float | None = None
-        self._task: asyncio.Task | None = None
+        self._rounds = Periodic(interval, self.poll, "run-time option sync")
 
     def publish(self, overrides: dict) -> None:
         secret = secret_fields()
@@ -42,12 +42,10 @@ class OverrideSync:
         self._seen = os.stat(self.path).st_mtime_ns  # this process has them already
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._follow())
+        self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._rounds.stop()
 
     def poll(self) -> None:
         try:
@@ -66,11 +64,3 @@ class OverrideSync:
                 apply_changes(self.state, changed, f"by process {os.getpid()}'s peer")
             except ValueError as e:
                 log.error("could not apply another process's run-time change: %s", e)
-
-    async def _follow(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                self.poll()
-            except Exception:  # noqa: BLE001 - the next round retries
-                log.exception("run-time option sync failed")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..periodic import Periodic
 from ..security.keys import KeyRecord, Scope, make_record
 
 log = logging.getLogger("fakeai")
@@ -26,16 +27,14 @@ class StoredKeys:
         self.security = security
         self.interval = interval
         self._known: set[str] = set()  # ids the store held at the last sync
-        self._task: asyncio.Task | None = None
+        self._rounds = Periodic(interval, self.sync, "API key sync")
 
     async def open(self) -> None:
         await self.sync()
-        self._task = asyncio.get_running_loop().create_task(self._sync_forever())
+        self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._rounds.stop()
 
     async def create(self, name: str, scope: Scope) -> tuple[str, KeyRecord]:
         from ..security.keys import new_key
@@ -82,11 +81,3 @@ class StoredKeys:
             if stored:
                 self.security.auth_on = True
             self.security.refresh()
-
-    async def _sync_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sync()
-            except Exception as e:  # noqa: BLE001 - a store hiccup: the next round retries
-                log.warning("API key sync failed: %s", e)

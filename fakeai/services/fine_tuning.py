@@ -30,6 +30,7 @@ import re
 import time
 
 from ..engine.errors import EngineError
+from ..periodic import Periodic
 from ..store import Doc, Page, Store
 from . import files
 from .fine_tuning_data import MIN_EXAMPLES, DataError, analyze
@@ -100,7 +101,7 @@ class FineTuning:
     def __init__(self, state) -> None:
         self.state = state
         self.store: Store = state.store
-        self._sync: asyncio.Task | None = None
+        self._sync = Periodic(SYNC_S, self.load_models, "fine-tuned model sync")
         state.jobs.register(JOB, self._run, _unfinished)
 
     @property
@@ -394,17 +395,7 @@ class FineTuning:
 
     async def start(self) -> None:
         await self.load_models()
-        self._sync = asyncio.get_running_loop().create_task(self._sync_forever())
-
-    async def _sync_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SYNC_S)
-            try:
-                await self.load_models()
-            except Exception as e:  # noqa: BLE001 - a store hiccup: the next round retries
-                log.warning("model sync failed: %s", e)
+        self._sync.start()
 
     async def stop(self) -> None:
-        if self._sync is not None:
-            self._sync.cancel()
-            await asyncio.gather(self._sync, return_exceptions=True)
+        await self._sync.stop()

@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..config.process import ProcessSlot
+from ..periodic import Periodic
 
 log = logging.getLogger("fakeai")
 STALE_INTERVALS = 5
@@ -43,30 +44,17 @@ class Siblings:
         self.interval = interval
         self.dir = os.path.join(slot.run_dir, "metrics")
         os.makedirs(self.dir, exist_ok=True)
-        self._task: asyncio.Task | None = None
+        self._rounds = Periodic(interval, self.publish, "publishing this process's metrics")
 
     def _path(self, kind: str, index: int) -> str:
         return os.path.join(self.dir, f"{kind}-{index}.prom")
 
     async def start(self) -> None:
         await self.publish()
-        self._task = asyncio.get_running_loop().create_task(self._publish_forever())
+        self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _publish_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.publish()
-            except Exception:  # noqa: BLE001 (a full disk must not stop the loop for good)
-                log.exception("could not publish this process's metrics")
+        await self._rounds.stop()
 
     async def publish(self) -> None:
         for kind, render in self.renderers.items():
