@@ -283,53 +283,51 @@ async def _give_back(storage, taken: list[tuple[_Spec, int, float]], tokens: int
 
 
 class _Memory:
-    """The in-process counters: ``limits``' MemoryStorage without its expiry timer.
+    """The in-process counters: ``key -> [count, window end]`` in one dict.
 
-    Its ``incr`` re-arms a ``threading.Timer`` (a new thread every 10 ms) to purge
-    expired counters, which cost the event loop ~25 µs per request under load
-    (docs/benchmarks.md). Here a counter whose window is over is dropped when next
-    touched (``MemoryStorage.get`` does it) and by a sweep at most once a second, so
-    memory stays bounded. Every update is a plain call that never yields, so
+    (``limits``' MemoryStorage re-arms a ``threading.Timer`` per increment to purge
+    expired counters, which cost the event loop ~25 µs per request under load, and keeps
+    counts and expiries in separate dicts; docs/benchmarks.md.) A counter whose window is
+    over starts again when next touched, and a sweep at most once a second drops the
+    others, so memory stays bounded. Every update is a plain call that never yields, so
     concurrent requests on the event loop are counted exactly.
     """
 
     def __init__(self) -> None:
-        from limits.storage import MemoryStorage
-
-        self._s = s = MemoryStorage()
-        s.timer.cancel()
+        self._counters: dict[str, list] = {}
         self._sweep_at = time.monotonic() + 1.0
 
     def hit(self, key: str, expiry: int, amount: int) -> int:
         """Add ``amount`` to the counter (a new window if its last one is over); the new count."""
-        s, now = self._s, time.time()
-        if s.expirations.get(key, 0) <= now:  # the window is over (MemoryStorage.get's rule)
-            s.storage.pop(key, None)
-        value = s.storage[key] = s.storage[key] + amount
-        if value == amount:  # a new window
-            s.expirations[key] = now + expiry
-        if time.monotonic() >= self._sweep_at:
-            self._sweep()
-        return value
+        now = time.time()
+        c = self._counters.get(key)
+        if c is None or c[1] <= now or not c[0]:  # a new window (an emptied counter starts one too)
+            self._counters[key] = [amount, now + expiry]
+            if time.monotonic() >= self._sweep_at:
+                self._sweep()
+            return amount
+        c[0] += amount
+        return c[0]
 
     async def incr(self, key: str, expiry: int, amount: int) -> int:
         return self.hit(key, expiry, amount)
 
     def _sweep(self) -> None:
-        s, now = self._s, time.time()
-        for key in [k for k, t in s.expirations.items() if t <= now]:
-            s.storage.pop(key, None)
-            s.expirations.pop(key, None)
+        now = time.time()
+        self._counters = {k: c for k, c in self._counters.items() if c[1] > now}
         self._sweep_at = time.monotonic() + 1.0
 
     async def get(self, key: str) -> int:
-        return self._s.get(key)
+        c = self._counters.get(key)
+        return c[0] if c is not None and c[1] > time.time() else 0
 
     async def get_expiry(self, key: str) -> float:
-        return self._s.get_expiry(key)
+        c = self._counters.get(key)
+        return c[1] if c is not None else time.time()
 
     def __len__(self) -> int:
-        return len(self._s.storage)
+        now = time.time()
+        return sum(1 for c in self._counters.values() if c[1] > now)
 
 
 def storage_for(settings, shared_dir: str | None = None):

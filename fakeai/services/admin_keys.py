@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ..periodic import Periodic
 from ..security.keys import KeyRecord, Scope, make_record
@@ -26,7 +27,7 @@ class StoredKeys:
         self.store = store
         self.security = security
         self.interval = interval
-        self._known: set[str] = set()  # ids the store held at the last sync
+        self._made: dict[str, float] = {}  # keys made here -> when the store had them (monotonic)
         self._rounds = Periodic(interval, self.sync, "API key sync")
 
     async def open(self) -> None:
@@ -43,6 +44,7 @@ class StoredKeys:
         # argon2 takes a few ms: off the event loop
         record = await asyncio.get_running_loop().run_in_executor(None, make_record, key, name, scope)
         await self.store.put(KIND, record.to_doc())
+        self._made[record.id] = time.monotonic()
         self._add(record)
         return key, record
 
@@ -65,6 +67,7 @@ class StoredKeys:
     async def sync(self) -> None:
         """Take up the keys other processes created and drop those they revoked."""
         keys = self.security.keys
+        began = time.monotonic()
         stored = {doc["id"]: doc async for doc in self.store.scan(KIND)}
         changed = False
         for key_id, doc in stored.items():
@@ -72,11 +75,11 @@ class StoredKeys:
                 keys.add(KeyRecord.from_doc(doc))
                 changed = True
         for record in keys.records():
-            # only what the store once held: a key created here a moment ago may not be listed yet
-            if record.source == "admin" and record.id in self._known and record.id not in stored:
+            # gone from the store: revoked elsewhere (unless made here after this scan began)
+            if record.source == "admin" and record.id not in stored and self._made.get(record.id, 0.0) < began:
                 keys.revoke(record.id)
                 changed = True
-        self._known = set(stored)
+        self._made = {k: t for k, t in self._made.items() if began - t < 60.0}
         if changed:
             if stored:
                 self.security.auth_on = True

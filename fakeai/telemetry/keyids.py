@@ -71,8 +71,20 @@ class KeyIds:
         return "key_" + hashlib.blake2b(token.encode(), key=self._secret, digest_size=12).hexdigest()
 
     def of(self, scope) -> tuple[str | None, str, str | None, bool]:
-        """(api_key_id, project_id, user_id, batch) of a request's ASGI scope."""
-        state = scope.get("state") or {}
+        """(api_key_id, project_id, user_id, batch) of a request's ASGI scope (worked out once
+        per request: the metrics, usage and rate-limit observers all ask)."""
+        state = scope.get("state")
+        if state is None:
+            state = {}
+        else:
+            known = state.get("_key_ids")
+            if known is not None and known[0] == state.get("api_key_id"):
+                return known[1]
+        out = self._of(scope, state)
+        state["_key_ids"] = (state.get("api_key_id"), out)
+        return out
+
+    def _of(self, scope, state: dict) -> tuple[str | None, str, str | None, bool]:
         kid = state.get("api_key_id")
         pid = state.get("project_id")
         uid = state.get("user_id")

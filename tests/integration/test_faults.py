@@ -247,8 +247,10 @@ def test_stall_and_drip_delay_the_events(chaos):
     assert got[0][0] >= 0.4
     got = events(http, "/v1/chat/completions", {**CHAT, "stream": True}, fault("drip=40ms"))
     assert len(got) >= 4 and got[-1][0] >= 0.04 * len(got)
-    gaps = [b[0] - a[0] for a, b in zip(got, got[1:])]
-    assert min(gaps) > 0.02  # one event at a time, not in a batch
+    gaps = sorted(b[0] - a[0] for a, b in zip(got, got[1:]))
+    # one event at a time, not in a batch (the median: one late read on a loaded machine can
+    # shorten a single gap, a batch would make most of them zero)
+    assert gaps[len(gaps) // 2] > 0.03
 
 
 def test_truncated_tool_call_arguments(chaos):

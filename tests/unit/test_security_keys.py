@@ -145,3 +145,33 @@ def test_fakeai_config_never_prints_a_secret(capsys, fmt):
     out = capsys.readouterr().out
     assert key not in out and admin not in out and password not in out
     assert "***" in out and "redis://:***@cache:6379/0" in out
+
+
+def test_stored_keys_follow_creation_and_revocation_between_processes():
+    """Two processes' key rings on one store: a key made on A and revoked on B before A ever
+    synced again is still dropped by A (and a key made after a sync began is not)."""
+    from fakeai.config import Settings
+    from fakeai.security.runtime import Security
+    from fakeai.services.admin_keys import StoredKeys
+    from fakeai.store.sqlite import SQLiteStore
+
+    async def main():
+        store = SQLiteStore(None)  # in memory, shared by both "processes"
+        await store.open()
+        try:
+            a = StoredKeys(store, Security(Settings()), interval=3600)
+            b = StoredKeys(store, Security(Settings()), interval=3600)
+            await a.sync()
+            await b.sync()
+            key, record = await a.create("shared", Scope())
+            assert await a.security.keys.verify(key) is not None
+            await b.sync()
+            assert await b.security.keys.verify(key) is not None and b.security.auth_on
+            assert await b.revoke(record.id)
+            await a.sync()  # A's first look at the store since it made the key
+            assert a.security.keys.get(record.id) is None
+            assert await a.security.keys.verify(key) is None
+        finally:
+            await store.close()
+
+    asyncio.run(main())
