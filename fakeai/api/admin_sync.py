@@ -29,7 +29,6 @@ class OverrideSync:
     def __init__(self, state, run_dir: str, interval: float = SYNC_S) -> None:
         self.state = state
         self.path = os.path.join(run_dir, "overrides.json")
-        self.interval = interval
         self._seen: float | None = None
         self._rounds = Periodic(interval, self.poll, "run-time option sync")
 

@@ -11,13 +11,11 @@ Keys from configuration (``--api-key``) are not stored: each process has them.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 from ..periodic import Periodic
 from ..security.keys import KeyRecord, Scope, make_record
 
-log = logging.getLogger("fakeai")
 KIND = "fakeai_api_key"
 SYNC_S = 1.0
 
@@ -26,7 +24,6 @@ class StoredKeys:
     def __init__(self, store, security, interval: float = SYNC_S) -> None:
         self.store = store
         self.security = security
-        self.interval = interval
         self._made: dict[str, float] = {}  # keys made here -> when the store had them (monotonic)
         self._rounds = Periodic(interval, self.sync, "API key sync")
 

@@ -22,7 +22,6 @@ live text with the other processes' latest, with multiprocess mode's rules:
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from ..config.process import ProcessSlot
 from ..periodic import Periodic
 
-log = logging.getLogger("fakeai")
 STALE_INTERVALS = 5
 _MIN_SUFFIXES = ("_created", "_start_time_seconds")
 _MAX_NAMES = frozenset({"process_max_fds", "process_virtual_memory_max_bytes"})
