@@ -30,9 +30,9 @@ import asyncio
 from dataclasses import dataclass
 from http import HTTPStatus
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .api.errors import error_body, send_json
 from .transport import CoalescingTransport
 
 
@@ -46,7 +46,7 @@ class Limits:
 
 def error_response(status: int, message: str, type: str, code: str, extra: bytes = b"") -> bytes:
     """A whole HTTP/1.1 response, OpenAI's error envelope, that closes the connection."""
-    body = orjson.dumps({"error": {"message": message, "type": type, "param": None, "code": code}})
+    body = error_body(message, type, code=code)
     return (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n%s\r\n" % (status, HTTPStatus(status).phrase.encode(), len(body), extra)) + body
 
@@ -194,15 +194,11 @@ class Busy:
     __slots__ = ("body",)
 
     def __init__(self, limit: int) -> None:
-        self.body = orjson.dumps({"error": {
-            "message": f"The server is overloaded: it is at its limit of {limit} connections. Please retry shortly.",
-            "type": "server_error", "param": None, "code": "service_unavailable"}})
+        self.body = error_body(f"The server is overloaded: it is at its limit of {limit} connections. Please "
+                               "retry shortly.", "server_error", code="service_unavailable")
 
     async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 503, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode()),
-            (b"retry-after", b"1"), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": self.body})
+        await send_json(send, 503, self.body, [(b"retry-after", b"1"), (b"connection", b"close")])
 
 
 class RequestTimeout:
@@ -212,9 +208,8 @@ class RequestTimeout:
 
     def __init__(self, app, timeout_s: float) -> None:
         self.app, self.timeout_s = app, timeout_s
-        self.body = orjson.dumps({"error": {
-            "message": f"The request timed out: no response within {timeout_s:g} s.",
-            "type": "server_error", "param": None, "code": "request_timeout"}})
+        self.body = error_body(f"The request timed out: no response within {timeout_s:g} s.", "server_error",
+                               code="request_timeout")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -234,6 +229,4 @@ class RequestTimeout:
         except TimeoutError:
             if started or not deadline.expired():  # cut mid-response, or the app's own timeout
                 raise
-            await send({"type": "http.response.start", "status": 504, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]})
-            await send({"type": "http.response.body", "body": self.body})
+            await send_json(send, 504, self.body)

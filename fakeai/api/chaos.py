@@ -29,7 +29,7 @@ from ..engine.output import OutputSpec, Script
 from ..security.fault_spec import Fault, parse_fault
 from ..security.faults import Faults, endpoint_of
 from .chaos_stream import StreamCut, StreamFaults, mute_cut_logs
-from .errors import APIError
+from .errors import APIError, error_body, send_json
 
 log = logging.getLogger("fakeai")
 
@@ -178,11 +178,8 @@ async def _reject(scope, send, message: str) -> None:
     if dialect(scope["path"]) == "anthropic":
         body = orjson.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}})
     else:
-        body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                       "param": "X-FakeAI-Fault", "code": "invalid_fault"}})
-    await send({"type": "http.response.start", "status": 400,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+        body = error_body(message, param="X-FakeAI-Fault", code="invalid_fault")
+    await send_json(send, 400, body)
 
 
 class FaultGate:

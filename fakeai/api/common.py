@@ -15,7 +15,7 @@ from starlette.responses import Response
 from ..engine.cluster.router import Hints
 from ..engine.core import Engine, Generation
 from .errors import APIError
-from .fastpath import SSEResponse, cancel_on_disconnect
+from .fastpath import SSEResponse, cancel_on_disconnect, client_left
 
 DONE = b"data: [DONE]\n\n"
 dumps = orjson.dumps
@@ -148,7 +148,7 @@ async def held(request, awaitable):
     try:
         return await awaitable
     except asyncio.CancelledError:
-        if watcher is None or not watcher.done() or watcher.cancelled() or not watcher.result():
+        if not client_left(watcher):
             raise  # cancelled by the server, not by a disconnect
         task.uncancel()
         raise ClientDisconnect() from None

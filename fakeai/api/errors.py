@@ -39,6 +39,13 @@ def error_body(message: str, type: str = "invalid_request_error", param: str | N
     return orjson.dumps({"error": {"message": message, "type": type, "param": param, "code": code}})
 
 
+async def send_json(send, status: int, body: bytes, headers=()) -> None:
+    """A whole JSON answer over raw ASGI (for layers in front of the router)."""
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def error_response(status: int, message: str, type: str = "invalid_request_error",
                    param: str | None = None, code: str | None = None,
                    headers: dict[str, str] | None = None) -> Response:

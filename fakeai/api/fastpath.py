@@ -93,12 +93,17 @@ class SSEResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not watcher.done() or watcher.cancelled() or not watcher.result():
+            if not client_left(watcher):
                 raise  # cancelled by the server, not by a disconnect
             task.uncancel()
         finally:
             watcher.cancel()
             await self.events.aclose()  # runs the generator's cleanup (frees the engine slot)
+
+
+def client_left(watcher: asyncio.Task | None) -> bool:
+    """Did ``cancel_on_disconnect`` (the ``watcher``) cancel its task because the client left?"""
+    return watcher is not None and watcher.done() and not watcher.cancelled() and watcher.result()
 
 
 async def cancel_on_disconnect(receive, task: asyncio.Task) -> bool:

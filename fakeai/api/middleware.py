@@ -7,7 +7,7 @@ import logging
 import os
 import time
 
-from .errors import APIError, error_body
+from .errors import APIError, error_body, send_json
 
 _HEADER_ID = b"x-request-id"
 log = logging.getLogger("fakeai")
@@ -133,16 +133,10 @@ def _too_large(limit: int) -> str:
 
 
 async def _send_413(send, rid: str, limit: int) -> None:
-    body = error_body(_too_large(limit), code="request_too_large")
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (_HEADER_ID, rid.encode()), (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 413, error_body(_too_large(limit), code="request_too_large"),
+                    [(_HEADER_ID, rid.encode()), (b"connection", b"close")])
 
 
 async def _send_500(send) -> None:
-    body = error_body("The server had an error while processing your request. Sorry about that!",
-                      type="server_error")
-    await send({"type": "http.response.start", "status": 500, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 500, error_body("The server had an error while processing your request. Sorry "
+                                          "about that!", type="server_error"))

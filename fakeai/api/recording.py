@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import orjson
 
 from ..services.recorder import Cassette, Cassettes, kept_headers, request_key, upstream_root
 from .chaos_stream import StreamCut, mute_cut_logs
-from .errors import APIError
+from .errors import APIError, error_body, send_json
 
 log = logging.getLogger("fakeai")
 
@@ -52,11 +51,8 @@ def _replaying(body: bytes, receive):
 
 
 async def _error(send, status: int, message: str, code: str) -> None:
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error" if status < 500
-                                   else "server_error", "param": None, "code": code}})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    await send_json(send, status, error_body(message, kind, code=code))
 
 
 class Recorder:

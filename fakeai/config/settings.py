@@ -8,6 +8,7 @@ precedence and ``docs/configuration.md`` for the reference.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Literal
 
@@ -37,8 +38,6 @@ class Settings(BaseModel):
     @property
     def process_count(self) -> int:
         """``workers`` as a number of processes."""
-        import os
-
         return (os.cpu_count() or 1) if self.workers == "auto" else self.workers
 
     # -- server ---------------------------------------------------------------

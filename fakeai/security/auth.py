@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import orjson
 
-from ..api.errors import error_body
+from ..api.errors import error_body, send_json
 from .hooks import Pass
 from .keys import mask
 
@@ -146,8 +146,8 @@ async def _refuse(scope, receive, send, status: int, message: str, code: str, ex
         body = orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
     else:
         body = error_body(message, code=code)
-    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
     if scope["type"] == "websocket":
+        headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra]
         await receive()  # websocket.connect
         if "websocket.http.response" in scope.get("extensions", {}):
             await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
@@ -155,5 +155,4 @@ async def _refuse(scope, receive, send, status: int, message: str, code: str, ex
         else:
             await send({"type": "websocket.close", "code": 1008, "reason": code})
         return
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, body, extra)

@@ -115,15 +115,9 @@ def merge(texts: list[bytes]) -> bytes:
                     row[2] = max(row[2], s.value)
                 else:
                     row[2] += s.value
+    from .families import _One  # one family as a collector
+
     out = []
-
-    class _One:
-        def __init__(self, metric) -> None:
-            self.metric = metric
-
-        def collect(self):
-            return [self.metric]
-
     for name, fam in families.items():
         fam.samples = [Sample(n, labels, v) for n, labels, v in values[name].values()]
         out.append(generate_latest(_One(fam)))
