@@ -25,6 +25,8 @@ signed image URLs), ``/health*`` unless ``--no-public-health``, and metrics rout
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from ..api.errors import error_body, send_json
@@ -37,6 +39,7 @@ _MISSING = ("You didn't provide an API key. You need to provide your API key in 
             f"username) if you're accessing the API from your browser and are prompted for a username and "
             f"password. You can obtain an API key from {_KEY_URL}.")
 _JSON = (b"content-type", b"application/json")
+_PLAIN_BEARER = re.compile(rb"Bearer ([!-~]+)").fullmatch  # a token of visible ASCII
 
 
 def credential(headers) -> str | None:
@@ -44,6 +47,9 @@ def credential(headers) -> str | None:
     found = None
     for name, value in headers:
         if name == b"authorization":
+            plain = _PLAIN_BEARER(value)
+            if plain is not None:  # the common form, without the general parse
+                return plain.group(1).decode("ascii")
             scheme, _, token = value.decode("latin-1").strip().partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()

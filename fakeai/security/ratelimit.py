@@ -97,7 +97,7 @@ def _duration_bytes(seconds: float) -> bytes:
     ms = math.ceil(seconds * 1000)
     out = _DURATIONS.get(ms)
     if out is None:
-        if len(_DURATIONS) >= 4096:
+        if len(_DURATIONS) >= 65536:  # (every millisecond of a minute window fits)
             _DURATIONS.clear()
         out = _DURATIONS[ms] = _duration_ms(ms).encode()
     return out
@@ -110,10 +110,12 @@ _NAMES = {kind: tuple(f"x-ratelimit-{w}-{kind}".encode() for w in ("limit", "rem
 class _Spec:
     """One limit a (key, model) is counted against, with its header parts precomputed."""
 
-    __slots__ = ("first", "key", "kind", "label", "limit", "window", "_limit_header", "_remaining", "_reset")
+    __slots__ = ("first", "key", "kind", "label", "limit", "tokens", "window", "_limit_header", "_remaining",
+                 "_reset")
 
     def __init__(self, kind: str, label: str, limit: int, window: int, key: str, first: bool) -> None:
         self.kind, self.label, self.limit, self.window, self.key = kind, label, limit, window, key
+        self.tokens = kind == "tokens"
         self.first = first  # the shortest window of its kind: the one the x-ratelimit headers show
         limit_h, self._remaining, self._reset = _NAMES[kind]
         self._limit_header = (limit_h, b"%d" % limit)
@@ -149,9 +151,14 @@ class Reservation:
             return
         self.estimate = used_tokens
         now = time.time()
+        storage = self._storage
+        hit = getattr(storage, "hit", None)
         for spec, reset_at in self._tokens:
             if now < reset_at:  # the window it was counted in is still open
-                await self._storage.incr(spec.key, spec.window, delta)
+                if hit is not None:
+                    hit(spec.key, spec.window, delta)
+                else:
+                    await storage.incr(spec.key, spec.window, delta)
 
 
 _CACHE_MAX = 65536
@@ -222,32 +229,52 @@ class Limiter:
         """Count one request of ``tokens`` estimated tokens; raises ``RateLimited`` if over."""
         specs = self._specs.get((subject, model_id)) or self.specs(subject, model_id)
         storage = self.storage
-        hit = getattr(storage, "hit", None)  # the in-process store's plain (non-async) increment
+        if type(storage) is _Memory:
+            now = time.time()
+            cells = storage.take(specs, tokens, now)
+            if cells is not None:  # within every limit (so no remaining count is below 0)
+                headers: list[tuple[bytes, bytes]] = []
+                tokens_at: list[tuple[_Spec, float]] = []
+                for spec, (used, end) in zip(specs, cells):
+                    if spec.first:
+                        headers += (spec._limit_header, (spec._remaining, b"%d" % (spec.limit - used)),
+                                    (spec._reset, _duration_bytes(end - now)))
+                    if spec.tokens:
+                        tokens_at.append((spec, end))
+                return Reservation(storage, tokens_at, tokens, headers)
+            # over a limit (nothing was counted): the general path below says which, and how
+        cell = getattr(storage, "cell", None)  # the in-process store: a counter and its window end at once
+        hit = getattr(storage, "hit", None)  # a store's plain (non-async) increment
         resets = self._resets
         now = time.time()
         headers: list[tuple[bytes, bytes]] = []
         taken: list[tuple[_Spec, int, float]] = []  # (spec, count after this request, window end)
         for spec in specs:
-            cost = tokens if spec.kind == "tokens" else 1
+            cost = tokens if spec.tokens else 1
             if cost > spec.limit:  # can never fit, whatever the wait
                 await _give_back(storage, taken, tokens)
                 raise RateLimited(
                     f"Request too large for {model_id} in organization {_ORG} on {spec.label}: Limit "
                     f"{spec.limit}, Requested {cost}. The input or output tokens must be reduced in order "
                     f"to run successfully. {_LEARN}", spec.kind, None, [])
-            used = hit(spec.key, spec.window, cost) if hit else await storage.incr(spec.key, spec.window, cost)
+            if cell is not None:
+                used, reset_at = cell(spec.key, spec.window, cost, now)
+            else:
+                used = hit(spec.key, spec.window, cost) if hit else await storage.incr(spec.key, spec.window, cost)
+                reset_at = 0.0
             if used > spec.limit:
                 await storage.incr(spec.key, spec.window, -cost)
                 await _give_back(storage, taken, tokens)
                 # (others' momentary increments may push the count past the limit: never report more)
                 raise await self._refused(specs, taken, spec, min(used - cost, spec.limit), tokens, model_id, now)
-            reset_at = resets.get(spec.key, 0.0)
-            if used == cost or reset_at <= now:
-                reset_at = await self._reset_at(spec, used == cost, now)
+            if cell is None:
+                reset_at = resets.get(spec.key, 0.0)
+                if used == cost or reset_at <= now:
+                    reset_at = await self._reset_at(spec, used == cost, now)
             taken.append((spec, used, reset_at))
             if spec.first:
                 headers += spec.headers(used, reset_at - now)
-        return Reservation(storage, [(s, r) for s, _, r in taken if s.kind == "tokens"], tokens, headers)
+        return Reservation(storage, [(s, r) for s, _, r in taken if s.tokens], tokens, headers)
 
     async def _refused(self, specs, taken, spec: _Spec, used: int, tokens: int, model_id: str,
                        now: float) -> RateLimited:
@@ -299,15 +326,47 @@ class _Memory:
 
     def hit(self, key: str, expiry: int, amount: int) -> int:
         """Add ``amount`` to the counter (a new window if its last one is over); the new count."""
-        now = time.time()
+        return self.cell(key, expiry, amount, time.time())[0]
+
+    def take(self, specs, tokens: int, now: float) -> list[list] | None:
+        """Count one request of ``tokens`` in each of ``specs``' counters, all or nothing:
+        the counters (``[count, window end]``), or None if that would go over any limit
+        (then nothing is counted). One call that never yields: exact under concurrency."""
+        counters = self._counters
+        cells = []
+        for spec in specs:
+            cost = tokens if spec.tokens else 1
+            c = counters.get(spec.key)
+            if c is None or c[1] <= now or not c[0]:  # a new window (an emptied counter starts one too)
+                if cost > spec.limit:
+                    return self._undo(specs, cells, tokens)
+                c = counters[spec.key] = [cost, now + spec.window]
+                if time.monotonic() >= self._sweep_at:
+                    self._sweep()
+                    counters = self._counters
+            else:
+                c[0] += cost
+                if c[0] > spec.limit:
+                    c[0] -= cost
+                    return self._undo(specs, cells, tokens)
+            cells.append(c)
+        return cells
+
+    @staticmethod
+    def _undo(specs, cells: list[list], tokens: int) -> None:
+        for spec, c in zip(specs, cells):
+            c[0] -= tokens if spec.tokens else 1
+
+    def cell(self, key: str, expiry: int, amount: int, now: float) -> list:
+        """:meth:`hit` at ``now``, returning the counter itself: ``[count, window end]``."""
         c = self._counters.get(key)
         if c is None or c[1] <= now or not c[0]:  # a new window (an emptied counter starts one too)
-            self._counters[key] = [amount, now + expiry]
+            c = self._counters[key] = [amount, now + expiry]
             if time.monotonic() >= self._sweep_at:
                 self._sweep()
-            return amount
+            return c
         c[0] += amount
-        return c[0]
+        return c
 
     async def incr(self, key: str, expiry: int, amount: int) -> int:
         return self.hit(key, expiry, amount)

@@ -146,3 +146,22 @@ def test_concurrent_token_reservations_never_exceed_the_limit(limit, costs):
 
 async def _gather(fn, items):
     return await asyncio.gather(*(fn(x) for x in items))
+
+
+def test_a_request_over_one_limit_counts_in_none_of_its_windows():
+    """The in-process store counts a request in all its windows or in none: refused on
+    tokens per minute, it leaves the request and day counters as they were."""
+    async def run():
+        lim = limiter(rpm=100, rpd=1000, tpm=100, tpd=10_000)
+        first = headers(await lim.reserve("k", "m", 60))
+        with pytest.raises(RateLimited) as refused:
+            await lim.reserve("k", "m", 50)
+        assert refused.value.kind == "tokens"
+        storage = lim.storage
+        counts = {s.label: await storage.get(s.key) for s in lim.specs("k", "m")}
+        assert counts == {"requests per min (RPM)": 1, "requests per day (RPD)": 1,
+                          "tokens per min (TPM)": 60, "tokens per day (TPD)": 60}
+        after = headers(await lim.reserve("k", "m", 40))
+        assert first["x-ratelimit-remaining-requests"] == "99" and after["x-ratelimit-remaining-requests"] == "98"
+        assert after["x-ratelimit-remaining-tokens"] == "0"
+    asyncio.run(run())
