@@ -97,7 +97,7 @@ def _duration_bytes(seconds: float) -> bytes:
     ms = math.ceil(seconds * 1000)
     out = _DURATIONS.get(ms)
     if out is None:
-        if len(_DURATIONS) >= 65536:  # (every millisecond of a minute window fits)
+        if len(_DURATIONS) >= 16384:  # (~1.7 MB at most)
             _DURATIONS.clear()
         out = _DURATIONS[ms] = _duration_ms(ms).encode()
     return out
@@ -110,8 +110,8 @@ _NAMES = {kind: tuple(f"x-ratelimit-{w}-{kind}".encode() for w in ("limit", "rem
 class _Spec:
     """One limit a (key, model) is counted against, with its header parts precomputed."""
 
-    __slots__ = ("first", "key", "kind", "label", "limit", "tokens", "window", "_limit_header", "_remaining",
-                 "_reset")
+    __slots__ = ("_limit_header", "_remaining", "_reset", "first", "key", "kind", "label", "limit", "tokens",
+                 "window")
 
     def __init__(self, kind: str, label: str, limit: int, window: int, key: str, first: bool) -> None:
         self.kind, self.label, self.limit, self.window, self.key = kind, label, limit, window, key
