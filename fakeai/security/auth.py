@@ -31,7 +31,7 @@ import orjson
 
 from ..api.errors import error_body, send_json
 from .hooks import Pass
-from .keys import mask
+from .keys import KeyRecord, mask
 
 _KEY_URL = "https://platform.openai.com/account/api-keys"
 _MISSING = ("You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -39,6 +39,7 @@ _MISSING = ("You didn't provide an API key. You need to provide your API key in 
             f"username) if you're accessing the API from your browser and are prompted for a username and "
             f"password. You can obtain an API key from {_KEY_URL}.")
 _JSON = (b"content-type", b"application/json")
+_CONNECTIONS_MAX = 4096
 _PLAIN_BEARER = re.compile(rb"Bearer ([!-~]+)").fullmatch  # a token of visible ASCII
 
 
@@ -71,6 +72,8 @@ class Guard:
     def __init__(self, app, security) -> None:
         self.app = app
         self.sec = security
+        # connection (client address) -> (hash of its Authorization header, record, key-ring version)
+        self._connections: dict[tuple, tuple[int, KeyRecord, int]] = {}
 
     async def __call__(self, scope, receive, send):
         sec = self.sec
@@ -95,14 +98,20 @@ class Guard:
         record = None
         method = scope.get("method", "GET")
         if sec.auth_on and not self._public(path, method):
-            key = credential(scope["headers"])
             acting = scope["state"].get("act_as_key") if "state" in scope else None
+            key = None
             if acting is not None:  # an in-process caller (batch lines) acting as a key, by its id
                 record = sec.keys.get(acting)
-            elif key:
-                record = sec.keys.lookup(key)
-                if record is False:  # not verified in this process yet
-                    record = await sec.keys.verify(key)
+            else:
+                record = self._known(scope)
+                if record is None:
+                    key = credential(scope["headers"])
+                    if key:
+                        record = sec.keys.lookup(key)
+                        if record is False:  # not verified in this process yet
+                            record = await sec.keys.verify(key)
+                        if record is not None:
+                            self._remember(scope, key, record)
             if record is None:
                 if abuse is not None:
                     abuse.record(ip, "auth")
@@ -120,6 +129,33 @@ class Guard:
             state = scope["state"]  # set by RequestMeta
             state["security"] = Pass(sec, record, ip, state.setdefault("response_headers", []))
         await self.app(scope, receive, send)
+
+    def _known(self, scope) -> KeyRecord | None:
+        """The record this connection's earlier request proved with the same ``Authorization``
+        header, while no key has been added or revoked since (else None): a keep-alive client
+        sends the same header on every request, and this skips parsing and fingerprinting it."""
+        seen = self._connections.get(scope.get("client"))
+        if seen is None or seen[2] != self.sec.keys.version:
+            return None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return seen[1] if hash(value) == seen[0] else None
+        return None
+
+    def _remember(self, scope, key: str, record: KeyRecord) -> None:
+        """Remember ``key``'s record for this connection if it came as ``Bearer KEY`` exactly."""
+        client = scope.get("client")
+        if client is None:
+            return
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if value != b"Bearer " + key.encode("latin-1"):
+                    return
+                if len(self._connections) >= _CONNECTIONS_MAX:
+                    self._connections.clear()
+                # the header's hash (SipHash under this process's random key), not the key itself
+                self._connections[client] = (hash(value), record, self.sec.keys.version)
+                return
 
     def _public(self, path: str, method: str) -> bool:
         sec = self.sec

@@ -15,7 +15,7 @@ import logging
 
 from ..api.errors import APIError
 from ..lazy import lazy_import
-from .ratelimit import RateLimited, Reservation
+from .ratelimit import DONE, RateLimited, Reservation
 
 log = logging.getLogger("fakeai")
 injection = lazy_import("fakeai.security.injection")  # ~40 ms of regular expressions: only when on
@@ -31,8 +31,9 @@ class Pass:
         self.headers = headers  # the response's extra headers (RequestMeta adds them)
         self.reservation: Reservation | None = None
 
-    async def admit(self, request, model, prompt_tokens: int, max_tokens: int | None, n: int,
-                    prompt: str) -> None:
+    def admit(self, request, model, prompt_tokens: int, max_tokens: int | None, n: int, prompt: str):
+        """The checks of :func:`admit`; an awaitable (done at once unless the rate-limit store
+        must be awaited: Redis, or a request over a limit)."""
         sec = self.sec
         record = self.record
         if record is not None and not record.scope.allows_model(model.id):
@@ -51,12 +52,22 @@ class Pass:
                 self.headers.append((b"x-fakeai-injection", family.encode()))
         limiter = sec.limiter
         if not limiter.enabled:
-            return
+            return DONE
         if max_tokens is None:
             max_tokens = request.app.state.engine.max_new_tokens(model, prompt_tokens, None)
         subject = record.id if record is not None else "anonymous"
+        tokens = prompt_tokens + max_tokens * n
+        reservation = limiter.reserve_now(subject, model.id, tokens)
+        if reservation is None:
+            return self._reserve(limiter, subject, model.id, tokens)
+        self.reservation = reservation
+        self.headers.extend(reservation.headers)
+        return DONE
+
+    async def _reserve(self, limiter, subject: str, model_id: str, tokens: int) -> None:
+        sec = self.sec
         try:
-            self.reservation = await limiter.reserve(subject, model.id, prompt_tokens + max_tokens * n)
+            self.reservation = await limiter.reserve(subject, model_id, tokens)
         except RateLimited as e:
             if sec.abuse is not None:
                 sec.abuse.record(self.ip, "ratelimit")
@@ -72,32 +83,19 @@ class Pass:
         self.headers.extend(self.reservation.headers)
 
 
-class _Done:
-    """An awaitable that is already finished: what the hooks return when there is nothing to do
-    (no coroutine is made on the hot path)."""
-
-    __slots__ = ()
-
-    def __await__(self):
-        return iter(())
-
-
-_DONE = _Done()
-
-
 def admit(request, model, prompt_tokens: int, max_tokens: int | None = None, n: int = 1, prompt: str = ""):
     """Check a request against its key's scope, injection detection and the rate limits
     (await it). ``max_tokens`` is the completion cap the client asked for (None: the model's
     budget), ``n`` the choices generated, ``prompt`` the user text to scan for injections."""
     p = request.scope.get("state", _NO_STATE).get("security")
-    return _DONE if p is None else p.admit(request, model, prompt_tokens, max_tokens, n, prompt)
+    return DONE if p is None else p.admit(request, model, prompt_tokens, max_tokens, n, prompt)
 
 
 def settle(request, used_tokens: int):
     """Correct the request's token counters to its real usage, prompt + completion tokens (await it)."""
     p = request.scope.get("state", _NO_STATE).get("security")
     if p is None or p.reservation is None:
-        return _DONE
+        return DONE
     return p.reservation.settle(used_tokens)
 
 

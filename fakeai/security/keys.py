@@ -157,6 +157,7 @@ class KeyRing:
         self._verified: dict[bytes, tuple[bytes, str]] = {}  # fp[:8] -> (fp, record id)
         self._rejected: dict[bytes, None] = {}  # fingerprints that failed argon2
         self._pending: dict[bytes, asyncio.Future] = {}
+        self.version = 0  # changes with every key added or revoked
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -168,6 +169,7 @@ class KeyRing:
         return self._by_id.get(key_id)
 
     def add(self, record: KeyRecord) -> None:
+        self.version += 1
         self._by_id[record.id] = record
         self._by_tag.setdefault(record.tag, []).append(record)
         self._rejected.clear()  # a new key may be one that failed before
@@ -180,6 +182,7 @@ class KeyRing:
         return key, record
 
     def revoke(self, key_id: str) -> KeyRecord | None:
+        self.version += 1
         record = self._by_id.pop(key_id, None)
         if record is not None:
             bucket = self._by_tag.get(record.tag, [])

@@ -125,6 +125,19 @@ class _Spec:
                 (self._reset, _duration_bytes(reset_in)))
 
 
+class _Done:
+    """An awaitable that is already finished: what the hot-path calls return when the work
+    was done at once (no coroutine is made)."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        return iter(())
+
+
+DONE = _Done()
+
+
 class RateLimited(Exception):
     """A request over a limit: OpenAI's message, its ``type`` and the seconds to wait (None:
     never, the request alone is larger than the limit)."""
@@ -144,21 +157,27 @@ class Reservation:
         self._tokens = tokens  # (spec, when its window ends) of the token counters
         self.estimate, self.headers = estimate, headers
 
-    async def settle(self, used_tokens: int) -> None:
-        """Correct the token counters from the estimate to ``used_tokens`` (the real usage)."""
+    def settle(self, used_tokens: int):
+        """Correct the token counters from the estimate to ``used_tokens`` (the real usage);
+        await the result (done at once on a store with a plain increment)."""
         delta = used_tokens - self.estimate
         if not delta or not self._tokens:
-            return
+            return DONE
         self.estimate = used_tokens
+        hit = getattr(self._storage, "hit", None)
+        if hit is None:
+            return self._settle(delta)
         now = time.time()
-        storage = self._storage
-        hit = getattr(storage, "hit", None)
         for spec, reset_at in self._tokens:
             if now < reset_at:  # the window it was counted in is still open
-                if hit is not None:
-                    hit(spec.key, spec.window, delta)
-                else:
-                    await storage.incr(spec.key, spec.window, delta)
+                hit(spec.key, spec.window, delta)
+        return DONE
+
+    async def _settle(self, delta: int) -> None:
+        now = time.time()
+        for spec, reset_at in self._tokens:
+            if now < reset_at:
+                await self._storage.incr(spec.key, spec.window, delta)
 
 
 _CACHE_MAX = 65536
@@ -225,24 +244,34 @@ class Limiter:
         resets[spec.key] = reset
         return reset
 
+    def reserve_now(self, subject: str, model_id: str, tokens: int) -> Reservation | None:
+        """:meth:`reserve` without awaiting, on the in-process store and within every limit;
+        None otherwise (nothing counted: then ``await reserve(...)`` says what happens)."""
+        storage = self._storage
+        if type(storage) is not _Memory:
+            return None
+        specs = self._specs.get((subject, model_id)) or self.specs(subject, model_id)
+        now = time.time()
+        cells = storage.take(specs, tokens, now)
+        if cells is None:
+            return None
+        headers: list[tuple[bytes, bytes]] = []
+        tokens_at: list[tuple[_Spec, float]] = []
+        for spec, (used, end) in zip(specs, cells):  # (within every limit: no remaining count below 0)
+            if spec.first:
+                headers += (spec._limit_header, (spec._remaining, b"%d" % (spec.limit - used)),
+                            (spec._reset, _duration_bytes(end - now)))
+            if spec.tokens:
+                tokens_at.append((spec, end))
+        return Reservation(storage, tokens_at, tokens, headers)
+
     async def reserve(self, subject: str, model_id: str, tokens: int) -> Reservation:
         """Count one request of ``tokens`` estimated tokens; raises ``RateLimited`` if over."""
+        done = self.reserve_now(subject, model_id, tokens)
+        if done is not None:
+            return done
         specs = self._specs.get((subject, model_id)) or self.specs(subject, model_id)
         storage = self.storage
-        if type(storage) is _Memory:
-            now = time.time()
-            cells = storage.take(specs, tokens, now)
-            if cells is not None:  # within every limit (so no remaining count is below 0)
-                headers: list[tuple[bytes, bytes]] = []
-                tokens_at: list[tuple[_Spec, float]] = []
-                for spec, (used, end) in zip(specs, cells):
-                    if spec.first:
-                        headers += (spec._limit_header, (spec._remaining, b"%d" % (spec.limit - used)),
-                                    (spec._reset, _duration_bytes(end - now)))
-                    if spec.tokens:
-                        tokens_at.append((spec, end))
-                return Reservation(storage, tokens_at, tokens, headers)
-            # over a limit (nothing was counted): the general path below says which, and how
         cell = getattr(storage, "cell", None)  # the in-process store: a counter and its window end at once
         hit = getattr(storage, "hit", None)  # a store's plain (non-async) increment
         resets = self._resets

@@ -291,3 +291,30 @@ def test_the_dcgm_exporter_port_needs_a_key_unless_metrics_are_public():
                 assert anonymous.status_code == wrong.status_code == 401
                 assert anonymous.json()["error"]["code"] == "invalid_api_key"
                 assert "DCGM" not in anonymous.text
+
+
+def test_one_connection_changing_keys_is_judged_on_each_request(auth):
+    """The guard remembers the key a keep-alive connection proved (by its header's hash) and
+    must not let a later request on that connection ride on it: a different key, a key sent
+    another way, or a key revoked since are each judged afresh."""
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(base_url=auth.base_url, limits=one, timeout=30) as c:
+        def chat(headers: dict) -> int:
+            return c.post("/v1/chat/completions", headers=headers, json=CHAT).status_code
+
+        assert chat(bearer(KEY)) == 200
+        assert chat(bearer(KEY)) == 200
+        assert chat(bearer(WRONG)) == 401
+        assert chat(bearer(KEY + "x")) == 401
+        assert chat({}) == 401
+        assert chat(bearer(FILE_KEY)) == 200
+        # not a Bearer header: the key comes from x-api-key, and a wrong one is refused
+        basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+        assert chat({**basic, "x-api-key": KEY}) == 200
+        assert chat({**basic, "x-api-key": WRONG}) == 401
+        # a key revoked while the connection stays open
+        made = c.post("/admin/keys", headers=bearer(ADMIN), json={"name": "conn"}).json()
+        assert chat(bearer(made["key"])) == 200
+        assert c.delete(f"/admin/keys/{made['id']}", headers=bearer(ADMIN)).json()["deleted"] is True
+        r = c.post("/v1/chat/completions", headers=bearer(made["key"]), json=CHAT)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
