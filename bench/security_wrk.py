@@ -5,7 +5,9 @@ A B ... then in reverse order each round, medians of req/s and server CPU per re
     python bench/security_wrk.py [--variants off,all,off+burn15] [--rounds 8] [--duration 3]
 
 Variants: ``off``; ``all`` (an API key, the four rate limits never reached, abuse detection);
-``auth``; ``limits``; any of them with ``+burnN``: the guard first spins N µs per request (added
+``auth``; ``limits``; ``scenarios`` (the four scripted scenarios of docs/faults-and-scenarios.md,
+none of which fits the benchmark's request: every request is tried against all four matchers,
+then the engine answers); ``full`` (``all`` and ``scenarios``); any of them with ``+burnN``: the guard first spins N µs per request (added
 work of a known size, to see what the measurement makes of it). wrk sends the same
 ``Authorization: Bearer`` header to every variant. Needs ``wrk`` (``apt-get install wrk``).
 """
@@ -27,8 +29,30 @@ import urllib.request
 KEY = "sk-bench-0123456789abcdef0123456789abcdef"
 LIMITS = (" --rate-limit-rpm 1000000000 --rate-limit-tpm 1000000000000 --rate-limit-rpd 1000000000"
           " --rate-limit-tpd 1000000000000")
+SCENARIOS = " --scenarios-file SCENARIOS_FILE"
 FLAGS = {"off": "", "all": f" --api-key {KEY}{LIMITS} --abuse-detection",
-         "auth": f" --api-key {KEY} --abuse-detection", "limits": LIMITS}
+         "auth": f" --api-key {KEY} --abuse-detection", "limits": LIMITS, "scenarios": SCENARIOS,
+         "full": f" --api-key {KEY}{LIMITS} --abuse-detection{SCENARIOS}"}
+# docs/faults-and-scenarios.md's example: the model glob of the first fits, nothing else does
+SCENARIOS_YAML = """
+scenarios:
+  - name: weather tool loop
+    match: {model: "gpt-4o*", user_regex: "(?i)weather in (\\\\w+)"}
+    sequence:
+      - tool_calls: [{name: get_weather, arguments: {city: Paris, unit: celsius}}]
+      - content: "It is 18 degrees and sunny in Paris."
+  - name: flaky upstream
+    match: {headers: {x-test-case: flaky}}
+    sequence:
+      - fault: "429, retry-after=200ms"
+      - content: "Second time lucky."
+  - name: refuse
+    match: {system: "You refuse everything"}
+    output: {refusal: "I can't help with that."}
+  - name: slow and costly
+    match: {jmespath: "temperature == `0` && length(messages) > `4`"}
+    output: {ttft_ms: 2000, itl_ms: 40, usage: {prompt_tokens: 90000, cached_tokens: 80000}}
+"""
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -73,7 +97,7 @@ def _ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def run(variant: str, seconds: int, script: str) -> tuple[float, float]:
+def run(variant: str, seconds: int, script: str, scenarios: str) -> tuple[float, float]:
     """(req/s, server CPU µs per request) of one fresh server under wrk."""
     base, _, burn = variant.partition("+burn")
     port, env = _free_port(), dict(os.environ)
@@ -81,12 +105,12 @@ def run(variant: str, seconds: int, script: str) -> tuple[float, float]:
     if burn:
         env["BURN_US"], prog = burn, f"{sys.executable} {os.path.abspath(__file__)} --serve-burning"
     cmd = (f"exec {prog} server --host 127.0.0.1 --port {port} --ttft 0 --itl 0 --log-level warning"
-           f"{FLAGS[base]}")
+           f"{FLAGS[base].replace('SCENARIOS_FILE', scenarios)}")
     proc = subprocess.Popen(cmd, shell=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(400):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1)  # tokenizers warm
                 break
             except OSError:
                 time.sleep(0.05)
@@ -113,12 +137,15 @@ def main() -> int:
     args = p.parse_args()
     variants = args.variants.split(",")
     results: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script, \
+            tempfile.NamedTemporaryFile("w", suffix=".yaml") as scenarios:
         script.write(LUA)
         script.flush()
+        scenarios.write(SCENARIOS_YAML)
+        scenarios.flush()
         for r in range(args.rounds):
             for v in variants if r % 2 == 0 else variants[::-1]:
-                results[v].append(run(v, args.duration, script.name))
+                results[v].append(run(v, args.duration, script.name, scenarios.name))
     rps0 = statistics.median(x[0] for x in results[variants[0]])
     cpu0 = statistics.median(x[1] for x in results[variants[0]])
     for v in variants:

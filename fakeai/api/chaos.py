@@ -5,8 +5,8 @@ fault: the ``X-FakeAI-Fault`` header (400 when it does not parse), else a draw
 from the fault rules (``app.state.faults``). An error or a timeout is answered
 at once, in the envelope of the API called (Anthropic's on ``/v1/messages``);
 a stream fault waits for the response and changes it if it is an event stream
-(``chaos_stream``). With no header, no rule and no scenario, a request costs
-one header scan.
+(``chaos_stream``). With no header, no rule and no scenario that answers with a
+fault, a request costs one header scan.
 
 The generating routes call ``scripted(request, raw, spec)`` once they have
 parsed the body: it folds the first matching scenario's output (and a
@@ -202,8 +202,8 @@ class FaultGate:
                     break
         if fault is None and faults.active:
             fault = faults.draw(endpoint_of(scope["path"]))
-        if fault is None and not self.scenarios.active:
-            return await self.app(scope, receive, send)
+        if fault is None and not (self.scenarios.active and self.scenarios.may_fault()):
+            return await self.app(scope, receive, send)  # (a scenario may still script the text)
         if fault is not None and fault.pre_response:
             faults.record(fault.kinds(), endpoint_of(scope["path"]))
             return await run_fault(fault, scope, receive, send, self.engine)

@@ -66,9 +66,13 @@ def first_user(body: dict) -> str:
 
 def system_prompt(body: dict) -> str:
     """The system prompt: chat system/developer messages, Anthropic ``system``, Responses ``instructions``."""
-    parts = [_text(body[k]) for k in ("system", "instructions") if k in body]
-    parts += [_text(m.get("content")) for m in _messages(body)
-              if isinstance(m, dict) and m.get("role") in _SYSTEM_ROLES]
+    parts = [_text(body[k]) for k in ("system", "instructions") if k in body] if (
+        "system" in body or "instructions" in body) else []
+    for m in _messages(body):
+        if isinstance(m, dict) and m.get("role") in _SYSTEM_ROLES:
+            parts.append(_text(m.get("content")))
+    if not parts:
+        return ""
     return "\n".join(p for p in parts if p)
 
 
@@ -129,7 +133,7 @@ class Matcher:
     user_regex: re.Pattern | None = None
     system: str | None = None
     system_regex: re.Pattern | None = None
-    jmespath: Any = None  # a compiled jmespath expression
+    jmespath: Any = None  # a compiled JMESPath expression: body -> is its value true
     headers: tuple[tuple[bytes, str], ...] = ()
 
     @classmethod
@@ -155,13 +159,14 @@ class Matcher:
             if f"{key}_regex" in spec:
                 kw[f"{key}_regex"] = _regex(spec[f"{key}_regex"], f"match.{key}_regex")
         if "jmespath" in spec:
-            import jmespath  # only when some scenario uses it
-            from jmespath.exceptions import JMESPathError
+            from jmespath.exceptions import JMESPathError  # only when some scenario uses it
+
+            from .jmespath_compile import predicate
 
             if not isinstance(spec["jmespath"], str):
                 raise ValueError("match.jmespath must be a string")
             try:
-                kw["jmespath"] = jmespath.compile(spec["jmespath"])
+                kw["jmespath"] = predicate(spec["jmespath"])
             except JMESPathError as e:
                 raise ValueError(f"match.jmespath is not a valid JMESPath expression: {e}") from None
         if "headers" in spec:
@@ -178,8 +183,9 @@ class Matcher:
             model = req.body.get("model")
             if not isinstance(model, str) or self.models.match(model) is None:
                 return False
-        if self.headers and any(req.header(k) != v for k, v in self.headers):
-            return False
+        for name, value in self.headers:
+            if req.header(name) != value:
+                return False
         if self.user is not None and self.user not in req.user:
             return False
         if self.user_regex is not None and self.user_regex.search(req.user) is None:
@@ -188,6 +194,6 @@ class Matcher:
             return False
         if self.system_regex is not None and self.system_regex.search(req.system) is None:
             return False
-        if self.jmespath is not None and not self.jmespath.search(req.body):
+        if self.jmespath is not None and not self.jmespath(req.body):  # (never raises)
             return False
         return True

@@ -197,6 +197,22 @@ class Scenarios:
     def active(self) -> bool:
         return self.path is not None or bool(self.scenarios)
 
+    @property
+    def scenarios(self) -> list[Scenario]:
+        return self._scenarios
+
+    @scenarios.setter
+    def scenarios(self, value: list[Scenario]) -> None:
+        self._scenarios = value
+        self._may_fault = any(step.fault is not None for sc in value for step in sc.steps)
+
+    def may_fault(self) -> bool:
+        """Could a scenario answer with a fault (after re-reading a changed file)? If not, a
+        request needs no watching for one."""
+        if self.path is not None:
+            self._poll()
+        return self._may_fault
+
     def _load_file(self, path: str) -> None:
         sig = _signature(path)
         scenarios = read_file(path)
