@@ -29,6 +29,9 @@ scenarios:
   - name: by jmespath
     match: {{jmespath: "temperature == `0.3` && max_tokens == `77`"}}
     output: {{content: matched by jmespath, usage: {{prompt_tokens: 1234, cached_tokens: 1000}}}}
+  - name: by a jmespath function that fails on most bodies
+    match: {{jmespath: "length(user) > `5`"}}
+    output: {{content: a long user id}}
   - name: refuse
     match: {{system: refuse everything}}
     output: {{refusal: "I can't help with that."}}
@@ -101,9 +104,12 @@ def test_matchers_regex_jmespath_header(scripted):
     assert r.choices[0].message.content == "matched by jmespath"
     assert (r.usage.prompt_tokens, r.usage.prompt_tokens_details.cached_tokens) == (1234, 1000)
     assert r.usage.total_tokens == 1234 + r.usage.completion_tokens
-    for miss in ({"temperature": 0.3, "max_tokens": 78}, {"extra_headers": {"x-case": "other"}}, {}):
+    for miss in ({"temperature": 0.3, "max_tokens": 78}, {"extra_headers": {"x-case": "other"}}, {},
+                 {"user": "abc"}):  # (no `user`: length(null) is a JMESPath error, so no match, not a 500)
         content = client.chat.completions.create(model=MODEL, messages=msgs, **miss).choices[0].message.content
-        assert content not in ("matched by header", "matched by jmespath")  # the engine answers
+        assert content not in ("matched by header", "matched by jmespath", "a long user id")  # the engine answers
+    assert client.chat.completions.create(model=MODEL, messages=msgs, user="user-123456"
+                                          ).choices[0].message.content == "a long user id"
     # the regex is on the last user message, and only on chat
     tools = client.chat.completions.create(model=MODEL, messages=[
         {"role": "user", "content": "weather in rome?"}, {"role": "assistant", "content": "Which day?"},
