@@ -85,6 +85,8 @@ async def _answer(request: Request, handler) -> Response:
     try:
         response = await handler(request)
     except APIError as e:
+        if e.answer is not None:  # a scripted fault, answered in Anthropic's envelope by itself
+            return e.answer
         response = error_response(e.status, e.message, request_id)
     except ModelNotFound as e:
         response = error_response(404, f"model: {e.model_id}", request_id)

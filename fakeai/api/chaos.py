@@ -6,13 +6,13 @@ from the fault rules (``app.state.faults``). An error or a timeout is answered
 at once, in the envelope of the API called (Anthropic's on ``/v1/messages``);
 a stream fault waits for the response and changes it if it is an event stream
 (``chaos_stream``). With no header, no rule and no scenario that answers with a
-fault, a request costs one header scan.
+stream fault, a request costs one header scan.
 
 The generating routes call ``scripted(request, raw, spec)`` once they have
 parsed the body: it folds the first matching scenario's output (and a
 ``truncate-tools`` fault) into the ``OutputSpec``, so the engine tokenizes and
 paces scripted text like its own. A scenario's error or timeout is raised as
-``Injected`` and answered by the gate in place of the route's response.
+``Injected``, whose ``FaultAnswer`` replaces the route's response.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import math
 from dataclasses import replace
 
 import orjson
+from starlette.responses import Response
 
 from ..engine.errors import ContextLengthExceeded, EngineError
 from ..engine.output import OutputSpec, Script
@@ -64,10 +65,24 @@ _PARAM = {"/v1/completions": "prompt", "/v1/embeddings": "input", "/v1/responses
 
 
 class Injected(APIError):
-    """A scenario's error or timeout: the route stops, and the gate answers the fault instead."""
+    """A scenario's error or timeout: the route stops, and ``answer`` answers the fault instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: FaultAnswer) -> None:
         super().__init__(500, "injected fault")
+        self.answer = answer
+
+
+class FaultAnswer(Response):
+    """The response to a request a scenario answers with an error or a timeout (a
+    ``Response``, so that any route may return it)."""
+
+    def __init__(self, fault: Fault, faults: Faults, engine) -> None:
+        self.fault, self.faults, self.engine = fault, faults, engine
+        self.status_code, self.background = 500, None  # (the fault's own status is sent)
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.faults.record(self.fault.kinds(), endpoint_of(scope["path"]))
+        await run_fault(self.fault, scope, None, send, self.engine)
 
 
 def dialect(path: str) -> str:
@@ -202,24 +217,24 @@ class FaultGate:
                     break
         if fault is None and faults.active:
             fault = faults.draw(endpoint_of(scope["path"]))
-        if fault is None and not (self.scenarios.active and self.scenarios.may_fault()):
-            return await self.app(scope, receive, send)  # (a scenario may still script the text)
+        if fault is None and not (self.scenarios.active and self.scenarios.may_stream_fault()):
+            return await self.app(scope, receive, send)  # (a scenario may still script the text, or an error)
         if fault is not None and fault.pre_response:
             faults.record(fault.kinds(), endpoint_of(scope["path"]))
             return await run_fault(fault, scope, receive, send, self.engine)
         if fault is not None:
             scope.setdefault("state", {})["fault"] = fault
-        await self.app(scope, receive, _FaultSend(scope, send, faults, self.engine))
+        await self.app(scope, receive, _FaultSend(scope, send, faults))
 
 
 class _FaultSend:
-    """``send`` for a request that has (or may get, from a scenario) a fault."""
+    """``send`` for a request that has (or may get, from a scenario) a stream fault."""
 
-    __slots__ = ("scope", "send", "faults", "engine", "mode", "stream")
+    __slots__ = ("scope", "send", "faults", "mode", "stream")
 
-    def __init__(self, scope, send, faults: Faults, engine) -> None:
-        self.scope, self.send, self.faults, self.engine = scope, send, faults, engine
-        self.mode = ""  # "" until the response starts, then "pass", "stream" or "drop"
+    def __init__(self, scope, send, faults: Faults) -> None:
+        self.scope, self.send, self.faults = scope, send, faults
+        self.mode = ""  # "" until the response starts, then "pass" or "stream"
         self.stream: StreamFaults | None = None
 
     async def __call__(self, message) -> None:
@@ -228,15 +243,9 @@ class _FaultSend:
             return await self.send(message)
         if mode == "stream":
             return await self.stream.body(message)
-        if mode == "drop":
-            return  # the route's own answer, replaced by the fault's
         fault: Fault | None = self.scope.get("state", {}).get("fault")
-        endpoint = endpoint_of(self.scope["path"])
-        if fault is not None and fault.pre_response:  # a scenario's error or timeout
-            self.mode = "drop"
-            self.faults.record(fault.kinds(), endpoint)
-            return await run_fault(fault, self.scope, None, self.send, self.engine)
         if fault is not None and fault.streams and _is_event_stream(message):
+            endpoint = endpoint_of(self.scope["path"])
             self.mode = "stream"
             self.stream = StreamFaults(fault, dialect(self.scope["path"]), self.send,
                                        lambda kind: self.faults.record([kind], endpoint))
@@ -278,10 +287,11 @@ def script_for(request, raw, script: Script | None = None) -> Script | None:
         scenario, out = hit
         log.debug("scenario %s answers %s", scenario.name, scope["path"])
         if out.fault is not None:
-            fault = state["fault"] = out.fault  # the scenario's fault replaces a drawn one
+            fault = out.fault
             if fault.pre_response:
                 state["fault_request"] = (body.get("model"), len(orjson.dumps(body)))
-                raise Injected()
+                raise Injected(FaultAnswer(fault, app.faults, app.engine))
+            state["fault"] = fault  # the scenario's stream fault replaces a drawn one
         script = out.script
     if fault is not None and fault.truncate_tools:
         app.faults.record(["truncate_tools"], endpoint)

@@ -24,7 +24,9 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class APIError(Exception):
-    """An error answered in OpenAI's envelope."""
+    """An error answered in OpenAI's envelope (or by ``answer``, an ASGI callable, when set)."""
+
+    answer = None
 
     def __init__(self, status: int, message: str, type: str = "invalid_request_error",
                  param: str | None = None, code: str | None = None,
@@ -118,6 +120,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
+        if exc.answer is not None:
+            return exc.answer
         return error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.headers)
 
     @app.exception_handler(EngineError)

@@ -52,6 +52,8 @@ async def _answer(handler: Handler, request: Request) -> Response:
     try:
         return await handler(request)
     except APIError as e:
+        if e.answer is not None:
+            return e.answer
         return error_response(e.status, e.message, e.type, e.param, e.code, e.headers)
     except EngineError as e:
         return error_response(e.status, e.message, e.type, e.param, e.code)

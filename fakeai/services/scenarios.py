@@ -204,14 +204,15 @@ class Scenarios:
     @scenarios.setter
     def scenarios(self, value: list[Scenario]) -> None:
         self._scenarios = value
-        self._may_fault = any(step.fault is not None for sc in value for step in sc.steps)
+        self._may_stream_fault = any(step.fault is not None and step.fault.streams
+                                     for sc in value for step in sc.steps)
 
-    def may_fault(self) -> bool:
-        """Could a scenario answer with a fault (after re-reading a changed file)? If not, a
-        request needs no watching for one."""
+    def may_stream_fault(self) -> bool:
+        """Could a scenario answer with a stream fault (after re-reading a changed file)? If
+        not, no response needs watching for one."""
         if self.path is not None:
             self._poll()
-        return self._may_fault
+        return self._may_stream_fault
 
     def _load_file(self, path: str) -> None:
         sig = _signature(path)

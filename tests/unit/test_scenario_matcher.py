@@ -209,19 +209,19 @@ def test_file_reloads_when_it_changes(tmp_path):
     assert svc.match(CHAT, chat("x"), [])[1].script.content == "two"
 
 
-def test_may_fault_follows_the_scenarios_and_their_file(tmp_path):
+def test_may_stream_fault_follows_the_scenarios_and_their_file(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("scenarios:\n  - output: {content: one}\n", encoding="utf-8")
+    path.write_text("scenarios:\n  - sequence: [{content: one}, {fault: '503'}]\n", encoding="utf-8")
     now = [0.0]
     svc = Scenarios(SimpleNamespace(scenarios_file=str(path)), clock=lambda: now[0])
-    assert not svc.may_fault()  # text only: no request needs watching for a fault
-    path.write_text("scenarios:\n  - sequence: [{content: a}, {fault: '503'}]\n", encoding="utf-8")
+    assert not svc.may_stream_fault()  # text and errors only: no response needs watching
+    path.write_text("scenarios:\n  - sequence: [{content: a}, {fault: cut-after=2}]\n", encoding="utf-8")
     now[0] += POLL_S
-    assert svc.may_fault()  # re-read before the gate decides, not only when matching
-    svc.configure({"scenarios": [{"output": {"content": "x"}}]})
-    assert not svc.may_fault()
+    assert svc.may_stream_fault()  # re-read before the gate decides, not only when matching
+    svc.configure({"scenarios": [{"output": {"fault": "timeout=1s"}}]})
+    assert not svc.may_stream_fault()
     svc.configure({"scenarios": [{"output": {"fault": "stall=1s"}}]})
-    assert svc.may_fault()
+    assert svc.may_stream_fault()
 
 
 def test_admin_configuration(tmp_path):
