@@ -318,8 +318,17 @@ class FineTuning:
                 await self._checkpoint(doc, plan, step)
             eta = _now() + round((total - step) * step_s) + 1
             if not await self._move(job_id, "running", "running", _step=step, estimated_finish=eta):
+                # paused or cancelled while the step was written: it did not happen (a resumed
+                # job writes it again), and a cancelled job's last event stays its cancellation
+                await self._unwrite(job_id, step, step in marks)
                 return False
         return True
+
+    async def _unwrite(self, job_id: str, step: int, checkpoint: bool) -> None:
+        await self.store.delete(EVENT, _tag(job_id, f"m{step}", "ftevent-"))
+        if checkpoint:
+            await self.store.delete(CHECKPOINT, _tag(job_id, f"{step}", "ftckpt_"))
+            await self.store.delete(EVENT, _tag(job_id, f"c{step}", "ftevent-"))
 
     async def _checkpoint(self, doc: Doc, plan: Plan, step: int) -> None:
         job_id = doc["id"]
