@@ -15,9 +15,9 @@ Python's TypeError.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from functools import cache, partial
 from numbers import Number
-from collections.abc import Callable
 from typing import Any
 
 Fn = Callable[[Any], Any]

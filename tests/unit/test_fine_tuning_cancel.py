@@ -8,40 +8,17 @@ from types import SimpleNamespace
 import pytest
 
 from fakeai.services.fine_tuning import CHECKPOINT, EVENT, JOB, FineTuning
+from fakeai.store.sqlite import SQLiteStore
 
 
-class Store:
-    """Just what the trainer uses, in a dict; ``on_put`` runs after each write."""
-
-    def __init__(self) -> None:
-        self.docs: dict[tuple[str, str], dict] = {}
-        self.on_put = lambda kind, doc: None
-
-    async def put(self, kind, doc, parent=""):
-        self.docs[kind, doc["id"]] = dict(doc)
-        self.on_put(kind, doc)
-
-    async def get(self, kind, id):
-        return self.docs.get((kind, id))
-
-    async def delete(self, kind, id):
-        return self.docs.pop((kind, id), None) is not None
-
-    async def update(self, kind, id, change):
-        doc = self.docs.get((kind, id))
-        out = None if doc is None else change(dict(doc))
-        if out is not None:
-            self.docs[kind, id] = out
-        return out
-
-    def ids(self, kind):
-        return sorted(i for k, i in self.docs if k == kind)
-
-
-def trainer(store: Store) -> FineTuning:
+def trainer(store) -> FineTuning:
     ft = FineTuning.__new__(FineTuning)  # the run alone: no app, jobs or engine
     ft.store, ft.state = store, SimpleNamespace(settings=SimpleNamespace(fine_tune_step_ms=0))
     return ft
+
+
+async def ids(store, kind: str) -> list[str]:
+    return sorted([d["id"] async for d in store.scan(kind, parent=JOB_ID)])
 
 
 JOB_ID = "ftjob-abc"
@@ -51,26 +28,39 @@ DOC = {"id": JOB_ID, "status": "running", "_step": 0, "_model": "ft:gpt-4o-mini:
                  "seed": 1}}
 
 
+async def in_memory_store():
+    store = SQLiteStore(None)  # the embedded store, in memory
+    await store.open()
+    await store.put(JOB, dict(DOC))
+    return store
+
+
 @pytest.mark.parametrize("stop_as", ["cancelled", "paused"])
 def test_a_step_written_while_the_job_stopped_is_taken_back(stop_as):
-    store = Store()
-    store.docs[JOB, JOB_ID] = dict(DOC)
+    async def go():
+        store = await in_memory_store()
+        put = store.put
 
-    def stop_during_step_2(kind, doc):  # the cancel lands between the step's writes and its commit
-        if kind == EVENT and doc["id"].endswith("-m2"):
-            store.docs[JOB, JOB_ID]["status"] = stop_as
+        async def put_then_stop(kind, doc, parent=""):  # the cancel lands between the step's writes and its commit
+            await put(kind, doc, parent)
+            if kind == EVENT and doc["id"].endswith("-m2"):
+                await store.update(JOB, JOB_ID, lambda d: {**d, "status": stop_as})
 
-    store.on_put = stop_during_step_2
-    finished = asyncio.run(trainer(store)._train(dict(DOC)))
-    assert finished is False
-    assert store.ids(EVENT) == ["ftevent-abc-m1"]  # step 2's metrics and checkpoint event are gone
-    assert store.ids(CHECKPOINT) == []
-    assert store.docs[JOB, JOB_ID]["_step"] == 1
+        store.put = put_then_stop
+        finished = await trainer(store)._train(dict(DOC))
+        assert finished is False
+        assert await ids(store, EVENT) == ["ftevent-abc-m1"]  # step 2's metrics and checkpoint event are gone
+        assert await ids(store, CHECKPOINT) == []
+        assert (await store.get(JOB, JOB_ID))["_step"] == 1
+        await store.close()
+    asyncio.run(go())
 
 
 def test_an_uninterrupted_run_keeps_every_step():
-    store = Store()
-    store.docs[JOB, JOB_ID] = dict(DOC)
-    assert asyncio.run(trainer(store)._train(dict(DOC))) is True
-    assert {"ftevent-abc-m1", "ftevent-abc-m2", "ftevent-abc-m4"} <= set(store.ids(EVENT))
-    assert store.ids(CHECKPOINT) and store.docs[JOB, JOB_ID]["_step"] == 4
+    async def go():
+        store = await in_memory_store()
+        assert await trainer(store)._train(dict(DOC)) is True
+        assert {"ftevent-abc-m1", "ftevent-abc-m2", "ftevent-abc-m4"} <= set(await ids(store, EVENT))
+        assert await ids(store, CHECKPOINT) and (await store.get(JOB, JOB_ID))["_step"] == 4
+        await store.close()
+    asyncio.run(go())
